@@ -1,0 +1,1 @@
+"""The SMS connector service: shared code for every Lambda function of the stack."""

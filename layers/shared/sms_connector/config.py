@@ -1,0 +1,32 @@
+"""The service's settings, read from the environment once and cached."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    table_name: str = Field(alias="TABLE_NAME")
+    tenant_claim: str = Field(default="tenant_id", alias="TENANT_CLAIM")
+    secret_prefix: str = Field(default="sms-connector/", alias="SECRET_PREFIX")
+    secret_recovery_days: int = Field(default=7, ge=7, le=30, alias="SECRET_RECOVERY_DAYS")
+    send_queue_url: str = Field(default="", alias="SEND_QUEUE_URL")
+    fallback_queue_url: str = Field(default="", alias="FALLBACK_QUEUE_URL")
+    log_retention_days: int = Field(default=90, ge=1, alias="LOG_RETENTION_DAYS")
+    elks46_api_url: str = Field(default="https://api.46elks.com", alias="ELKS46_API_URL")
+    telnyx_api_url: str = Field(default="https://api.telnyx.com", alias="TELNYX_API_URL")
+    twilio_api_url: str = Field(default="https://api.twilio.com", alias="TWILIO_API_URL")
+    send_concurrency: int = Field(default=8, ge=1, le=64, alias="SEND_CONCURRENCY")
+
+
+@cache
+def settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))
+
+
+def reset() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    settings.cache_clear()

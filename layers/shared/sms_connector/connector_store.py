@@ -1,0 +1,147 @@
+"""DynamoDB access for connectors: everything about one connector lives in one partition.
+
+| item       | pk                 | sk                  |
+| connector  | CONNECTOR#{id}     | CONFIG              |
+| counters   | CONNECTOR#{id}     | STATS               |
+| log entry  | CONNECTOR#{id}     | LOG#{time}#{random} |
+
+GSI `gsi1` (gsi1pk = TENANT#{tenant}, gsi1sk = {createdAt}#{id}) lists a tenant's connectors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import dynamo
+
+CONFIG = "CONFIG"
+
+
+def pk(connector_id: str) -> str:
+    return f"CONNECTOR#{connector_id}"
+
+
+def tenant_pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+def _key(connector_id: str) -> dict[str, Any]:
+    return {"pk": {"S": pk(connector_id)}, "sk": {"S": CONFIG}}
+
+
+def put_new(record: dict[str, Any]) -> None:
+    item = dynamo.to_item(
+        {
+            "pk": pk(record["id"]),
+            "sk": CONFIG,
+            "gsi1pk": tenant_pk(record["tenantId"]),
+            "gsi1sk": f"{record['createdAt']}#{record['id']}",
+            **record,
+        }
+    )
+    dynamo.client().put_item(TableName=dynamo.table(), Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+
+def replace(record: dict[str, Any]) -> bool:
+    """Overwrite an existing connector of the same tenant; False if it is gone."""
+    item = dynamo.to_item(
+        {
+            "pk": pk(record["id"]),
+            "sk": CONFIG,
+            "gsi1pk": tenant_pk(record["tenantId"]),
+            "gsi1sk": f"{record['createdAt']}#{record['id']}",
+            **record,
+        }
+    )
+    try:
+        dynamo.client().put_item(
+            TableName=dynamo.table(),
+            Item=item,
+            ConditionExpression="attribute_exists(pk) AND tenantId = :t",
+            ExpressionAttributeValues={":t": {"S": record["tenantId"]}},
+        )
+    except dynamo.client().exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def get(connector_id: str) -> dict[str, Any] | None:
+    item = dynamo.client().get_item(TableName=dynamo.table(), Key=_key(connector_id)).get("Item")
+    return _record(item) if item else None
+
+
+def get_many(connector_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Read several connectors in as few calls as DynamoDB allows (100 keys a call)."""
+    found: dict[str, dict[str, Any]] = {}
+    ids = sorted(connector_ids)
+    for start in range(0, len(ids), 100):
+        keys: list[dict[str, Any]] = [_key(i) for i in ids[start : start + 100]]
+        request: dict[str, Any] = {dynamo.table(): {"Keys": keys}}
+        while request:
+            answer = dynamo.client().batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(dynamo.table(), []):
+                record = _record(item)
+                found[record["id"]] = record
+            request = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def list_for_tenant(
+    tenant_id: str, *, connector_type: str | None, limit: int, start: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One page of a tenant's connectors, oldest first; filters by type without short pages."""
+    records: list[dict[str, Any]] = []
+    last: dict[str, Any] | None = start
+    while True:
+        query: dict[str, Any] = {
+            "TableName": dynamo.table(),
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :t",
+            "ExpressionAttributeValues": {":t": {"S": tenant_pk(tenant_id)}},
+            "Limit": limit - len(records),
+        }
+        if connector_type:
+            query["FilterExpression"] = "#type = :type"
+            query["ExpressionAttributeNames"] = {"#type": "type"}
+            query["ExpressionAttributeValues"][":type"] = {"S": connector_type}
+        if last:
+            query["ExclusiveStartKey"] = last
+        answer = dynamo.client().query(**query)
+        records.extend(_record(i) for i in answer.get("Items", []))
+        last = answer.get("LastEvaluatedKey")
+        if not last or len(records) >= limit:
+            return records, last
+
+
+def delete_partition(connector_id: str) -> None:
+    """Delete the connector and everything under it (counters, log entries)."""
+    keys: list[dict[str, Any]] = []
+    query: dict[str, Any] = {
+        "TableName": dynamo.table(),
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk(connector_id)}},
+        "ProjectionExpression": "pk, sk",
+    }
+    while True:
+        answer = dynamo.client().query(**query)
+        keys.extend(answer.get("Items", []))
+        if "LastEvaluatedKey" not in answer:
+            break
+        query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    # The CONFIG item goes last, so a failure half-way leaves a connector that can be deleted again.
+    keys.sort(key=lambda k: k["sk"]["S"] == CONFIG)
+    for start in range(0, len(keys), 25):
+        requests = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
+        pending: dict[str, Any] = {dynamo.table(): requests}
+        while pending:
+            pending = dynamo.client().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+_INTERNAL = ("pk", "sk", "gsi1pk", "gsi1sk")
+
+
+def _record(item: dict[str, Any]) -> dict[str, Any]:
+    values = dynamo.from_item(item)
+    for name in _INTERNAL:
+        values.pop(name, None)
+    return values

@@ -1,0 +1,143 @@
+"""Connector use cases: create, read, list, replace and delete, for one tenant at a time."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from . import clock, connector_store, credentials, dynamo, ids
+from .errors import InvalidField, NotFound
+from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector
+
+_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def get(tenant_id: str, connector_id: str) -> dict[str, Any]:
+    """The stored connector, or NotFound when it is unknown or belongs to another tenant."""
+    if not _ID.fullmatch(connector_id):
+        raise NotFound()
+    record = connector_store.get(connector_id)
+    if record is None or record.get("tenantId") != tenant_id:
+        raise NotFound()
+    return record
+
+
+def show(record: dict[str, Any]) -> ConnectorOut:
+    return ConnectorOut.model_validate(
+        {
+            "id": record["id"],
+            "type": record["type"],
+            "name": record["name"],
+            "provider": record.get("provider"),
+            "credentials": record.get("publicCredentials") if record["type"] == "sms" else None,
+            "from": record["from"],
+            "recipients": record.get("recipients"),
+            "emailConnectorId": record.get("emailConnectorId"),
+            "createdAt": record["createdAt"],
+            "updatedAt": record["updatedAt"],
+        }
+    )
+
+
+def create(tenant_id: str, body: BaseModel) -> ConnectorOut:
+    now = clock.iso(clock.now())
+    record = _settings(tenant_id, body) | {"id": ids.ulid(), "tenantId": tenant_id, "createdAt": now, "updatedAt": now}
+    if record["type"] == "sms":
+        values = body.credentials.model_dump()  # type: ignore[attr-defined]
+        record["secretArn"], record["secretVersion"] = credentials.create(record["id"], tenant_id, values)
+        record["publicCredentials"] = _public(record["provider"], values)
+    try:
+        connector_store.put_new(record)
+    except Exception:
+        if "secretArn" in record:  # don't leave a secret behind for a connector that does not exist
+            credentials.delete(record["secretArn"])
+        raise
+    return show(record)
+
+
+def list_page(tenant_id: str, connector_type: str | None, limit: int, token: str | None) -> ConnectorPage:
+    start = dynamo.decode_token(token, partition={"gsi1pk": connector_store.tenant_pk(tenant_id)})
+    records, last = connector_store.list_for_tenant(tenant_id, connector_type=connector_type, limit=limit, start=start)
+    return ConnectorPage(items=[show(r) for r in records], nextToken=dynamo.encode_token(last))
+
+
+def replace(tenant_id: str, connector_id: str, body: BaseModel) -> ConnectorOut:
+    stored = get(tenant_id, connector_id)
+    settings = _settings(tenant_id, body)
+    if settings["type"] != stored["type"]:
+        raise InvalidField("type", f"cannot change from {stored['type']} to {settings['type']}; create a new connector")
+    record = {k: v for k, v in stored.items() if k in ("id", "tenantId", "createdAt", "secretArn", "secretVersion")}
+    record |= settings | {"updatedAt": clock.iso(clock.now())}
+    if record["type"] == "sms":
+        values = _merged_credentials(stored, record["provider"], getattr(body, "credentials", None))
+        if values != credentials.read(stored["secretArn"], stored["secretVersion"]):
+            record["secretVersion"] = credentials.replace(stored["secretArn"], values)
+        record["publicCredentials"] = _public(record["provider"], values)
+    if not connector_store.replace(record):
+        raise NotFound()
+    return show(record)
+
+
+def delete(tenant_id: str, connector_id: str) -> None:
+    stored = get(tenant_id, connector_id)
+    if "secretArn" in stored:
+        credentials.delete(stored["secretArn"])
+    connector_store.delete_partition(connector_id)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _settings(tenant_id: str, body: BaseModel) -> dict[str, Any]:
+    """The stored form of a validated request body, without credentials."""
+    if isinstance(body, EmailConnector):
+        return {"type": "email", "name": body.name, "from": str(body.sender)}
+    data = body.model_dump(by_alias=True, exclude={"credentials"})
+    recipients = [{k: v for k, v in r.items() if v is not None} for r in data["recipients"]]
+    return {
+        "type": "sms",
+        "name": data["name"],
+        "provider": data["provider"],
+        "from": data["from"],
+        "recipients": recipients,
+        "emailConnectorId": _email_connector_for(tenant_id, data.get("emailConnectorId"), recipients),
+    }
+
+
+def _email_connector_for(tenant_id: str, named: str | None, recipients: list[dict[str, Any]]) -> str | None:
+    """Check the backup-email rule; returns the email connector the backups will go through."""
+    if named:
+        record = connector_store.get(named)
+        if record is None or record.get("tenantId") != tenant_id or record.get("type") != "email":
+            raise InvalidField("emailConnectorId", "is not an email connector of this tenant")
+        return named
+    needing = [i for i, r in enumerate(recipients) if r.get("backupEmail")]
+    if not needing:
+        return None
+    found, _ = connector_store.list_for_tenant(tenant_id, connector_type="email", limit=2, start=None)
+    if not found:
+        raise InvalidField(
+            f"recipients[{needing[0]}].backupEmail",
+            "needs an email connector: create one (type email) before adding backup emails",
+        )
+    if len(found) > 1:
+        raise InvalidField("emailConnectorId", "is required: this tenant has several email connectors; name one")
+    return str(found[0]["id"])
+
+
+def _merged_credentials(stored: dict[str, Any], provider: str, given: BaseModel | None) -> dict[str, str]:
+    """Credentials after a PUT: fields left out keep their stored values (same provider only)."""
+    changes = given.model_dump(exclude_none=True) if given else {}
+    base = credentials.read(stored["secretArn"], stored["secretVersion"]) if provider == stored["provider"] else {}
+    try:
+        model = CREDENTIALS[provider].model_validate(base | changes)
+    except ValidationError as exc:
+        missing = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        raise InvalidField(f"credentials.{missing}", "is required when the provider changes") from None
+    return model.model_dump()
+
+
+def _public(provider: str, values: dict[str, str]) -> dict[str, str]:
+    return {k: values[k] for k in PUBLIC_CREDENTIAL_FIELDS[provider]}

@@ -1,0 +1,66 @@
+"""DynamoDB plumbing shared by the stores: the table, item (de)serialisation, page tokens."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from . import aws
+from .config import settings
+from .errors import InvalidField
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def client() -> Any:
+    return aws.client("dynamodb")
+
+
+def table() -> str:
+    return settings().table_name
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    """Decimals from DynamoDB become ints (all our numbers are counts or epoch seconds)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if type(value).__name__ == "Decimal":
+        return int(value)
+    return value
+
+
+def encode_token(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def decode_token(token: str | None, *, partition: dict[str, str]) -> dict[str, Any] | None:
+    """Decode a page token, refusing one that is malformed or points into another partition."""
+    if not token:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidField("nextToken", "is not a token this API returned", "query") from None
+    valid = isinstance(key, dict) and all(
+        isinstance(v, dict) and len(v) == 1 and isinstance(v.get("S"), str) for v in key.values()
+    )
+    if not valid or any(key.get(name) != {"S": value} for name, value in partition.items()):
+        raise InvalidField("nextToken", "is not a token this API returned", "query")
+    return key

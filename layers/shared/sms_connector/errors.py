@@ -1,0 +1,30 @@
+"""Domain errors. The API maps them to HTTP answers in one place (`api.py`)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class NotFound(DomainError):
+    def __init__(self, what: str = "connector") -> None:
+        super().__init__(f"{what} not found")
+
+
+class Forbidden(DomainError):
+    pass
+
+
+class InvalidField(DomainError):
+    """A field that passed the schema but breaks a rule needing stored data (422)."""
+
+    def __init__(self, field: str, message: str, location: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.location = location
+
+
+class Conflict(DomainError):
+    pass

@@ -1,0 +1,291 @@
+"""The connector API's models: what a client may send and what it gets back."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    EmailStr,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+)
+
+from .phone import E164, normalise_e164
+
+MAX_RECIPIENTS = 100
+MAX_MESSAGE_CHARS = 1600
+PROVIDERS = ("46elks", "telnyx", "twilio")
+Provider = Literal["46elks", "telnyx", "twilio"]
+
+# 46elks text sender: A-Z a-z 0-9, 3 to 11 characters, not starting with a digit (providers.md 1.3).
+_ELKS_ALPHA_SENDER = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
+_CONNECTOR_ID = r"^[0-9A-Za-z_-]{1,64}$"
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Credential = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_not_blank)]
+ConnectorId = Annotated[str, StringConstraints(pattern=_CONNECTOR_ID)]
+Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+
+
+def _twilio_sid(value: str) -> str:
+    if not value.startswith("AC"):
+        raise ValueError("must start with AC, like AC followed by 32 characters")
+    if not re.fullmatch(r"AC[0-9A-Za-z]{1,62}", value):
+        raise ValueError("must be AC followed by letters and digits only")
+    return value
+
+
+def _elks46_sender(value: str) -> str:
+    if _ELKS_ALPHA_SENDER.fullmatch(value):
+        return value
+    if value[:1].isdigit() or (not value.startswith("+") and value.isalnum()):
+        raise ValueError(
+            "must be E.164 (like +46701234567) or a text sender of 3 to 11 characters "
+            "A-Z a-z 0-9 not starting with a digit (like MyCompany)"
+        )
+    try:
+        return normalise_e164(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}; or a text sender of 3 to 11 characters A-Z a-z 0-9 not starting with a digit, like MyCompany"
+        ) from None
+
+
+TwilioSid = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_twilio_sid),
+    Field(description="Twilio Account SID; starts with AC", examples=["AC" + "0" * 32]),
+]
+Elks46Sender = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=32),
+    AfterValidator(_elks46_sender),
+    Field(description="E.164 number, or a text sender: 3-11 of A-Z a-z 0-9, not starting with a digit"),
+]
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors: a typo in a field name must not be silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- credentials --------------------------------------------------------------------------
+
+
+class Elks46Credentials(Strict):
+    username: Credential
+    password: Credential
+
+
+class TelnyxCredentials(Strict):
+    apiKey: Credential
+
+
+class TwilioCredentials(Strict):
+    accountSid: TwilioSid
+    authToken: Credential
+
+
+class Elks46CredentialsUpdate(Strict):
+    username: Credential | None = None
+    password: Credential | None = None
+
+
+class TelnyxCredentialsUpdate(Strict):
+    apiKey: Credential | None = None
+
+
+class TwilioCredentialsUpdate(Strict):
+    accountSid: TwilioSid | None = None
+    authToken: Credential | None = None
+
+
+CREDENTIALS: dict[str, type[Strict]] = {
+    "46elks": Elks46Credentials,
+    "telnyx": TelnyxCredentials,
+    "twilio": TwilioCredentials,
+}
+# Identifiers that are not secret and may be shown back; every other credential field is secret.
+PUBLIC_CREDENTIAL_FIELDS = {"46elks": ("username",), "telnyx": (), "twilio": ("accountSid",)}
+
+
+# --- connectors ---------------------------------------------------------------------------
+
+
+class Recipient(Strict):
+    to: E164
+    backupEmail: Email | None = None
+
+
+class _SmsFields(Strict):
+    type: Literal["sms"]
+    name: Name
+    recipients: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    emailConnectorId: ConnectorId | None = None
+
+    @field_validator("recipients")
+    @classmethod
+    def _unique_recipients(cls, recipients: list[Recipient]) -> list[Recipient]:
+        seen: set[str] = set()
+        for r in recipients:
+            if r.to in seen:
+                raise ValueError(f"{r.to} is listed twice")
+            seen.add(r.to)
+        return recipients
+
+
+class Elks46Connector(_SmsFields):
+    provider: Literal["46elks"]
+    sender: Elks46Sender = Field(alias="from")
+    credentials: Elks46Credentials
+
+
+class TelnyxConnector(_SmsFields):
+    provider: Literal["telnyx"]
+    sender: E164 = Field(alias="from")
+    credentials: TelnyxCredentials
+
+
+class TwilioConnector(_SmsFields):
+    provider: Literal["twilio"]
+    sender: E164 = Field(alias="from")
+    credentials: TwilioCredentials
+
+
+class Elks46ConnectorUpdate(Elks46Connector):
+    credentials: Elks46CredentialsUpdate | None = None
+
+
+class TelnyxConnectorUpdate(TelnyxConnector):
+    credentials: TelnyxCredentialsUpdate | None = None
+
+
+class TwilioConnectorUpdate(TwilioConnector):
+    credentials: TwilioCredentialsUpdate | None = None
+
+
+class EmailConnector(Strict):
+    type: Literal["email"]
+    name: Name
+    sender: Email = Field(alias="from", description="an SES-verified identity")
+
+
+UNKNOWN_TYPE = "unknown-type"
+UNKNOWN_PROVIDER = "unknown-provider"
+NOT_AN_OBJECT = "not-an-object"
+
+
+def connector_kind(value: Any) -> str:
+    """One flat union (OpenAPI cannot express nested discriminators): email, or the SMS provider."""
+    if isinstance(value, BaseModel):
+        return str(getattr(value, "provider", None) or getattr(value, "type", UNKNOWN_TYPE))
+    if not isinstance(value, dict):
+        return NOT_AN_OBJECT
+    if value.get("type") == "email":
+        return "email"
+    if value.get("type") != "sms":
+        return UNKNOWN_TYPE
+    provider = value.get("provider")
+    return provider if provider in PROVIDERS else UNKNOWN_PROVIDER
+
+
+ConnectorIn = Annotated[
+    Union[
+        Annotated[Elks46Connector, Tag("46elks")],
+        Annotated[TelnyxConnector, Tag("telnyx")],
+        Annotated[TwilioConnector, Tag("twilio")],
+        Annotated[EmailConnector, Tag("email")],
+    ],
+    Discriminator(connector_kind),
+]
+ConnectorUpdate = Annotated[
+    Union[
+        Annotated[Elks46ConnectorUpdate, Tag("46elks")],
+        Annotated[TelnyxConnectorUpdate, Tag("telnyx")],
+        Annotated[TwilioConnectorUpdate, Tag("twilio")],
+        Annotated[EmailConnector, Tag("email")],
+    ],
+    Discriminator(connector_kind),
+]
+
+# Union tags pydantic puts into error locations; dropped when naming the field for the client.
+UNION_TAGS = frozenset({"email", *PROVIDERS})
+
+
+class ConnectorOut(BaseModel):
+    """A connector as the API shows it: settings, no secret values."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    type: Literal["sms", "email"]
+    name: str
+    provider: Provider | None = None
+    credentials: dict[str, str] | None = Field(default=None, description="non-secret identifiers only")
+    sender: str = Field(alias="from")
+    recipients: list[Recipient] | None = None
+    emailConnectorId: str | None = None
+    createdAt: str
+    updatedAt: str
+
+
+class ConnectorPage(BaseModel):
+    items: list[ConnectorOut]
+    nextToken: str | None
+
+
+# --- sending ------------------------------------------------------------------------------
+
+Message = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS), AfterValidator(_not_blank)]
+
+
+class TestSendIn(Strict):
+    to: E164 | None = Field(default=None, description="one of the connector's recipients; all when left out")
+    message: Message | None = None
+
+
+class SendResult(BaseModel):
+    to: str
+    status: Literal["sent", "failed"]
+    error: str | None = None
+
+
+class TestSendOut(BaseModel):
+    results: list[SendResult]
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    statusCode: int
+    message: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+    field: str
+
+
+class ValidationErrorBody(BaseModel):
+    statusCode: int
+    message: str
+    detail: list[FieldError]

@@ -1,0 +1,67 @@
+"""The SAM template: linted (and the lint proven able to fail), and shaped as the design asks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devstack import template
+
+CFN_LINT = Path(template.ROOT / ".venv-tools/bin/cfn-lint")
+
+
+def lint(path: Path) -> subprocess.CompletedProcess[str]:
+    if not CFN_LINT.exists():
+        pytest.fail("the template linter is missing: run `make lint-template` (make test does)")
+    return subprocess.run(  # noqa: S603 - our own tool venv
+        [str(CFN_LINT), "--regions", "eu-north-1", "--", str(path)], capture_output=True, text=True, check=False
+    )
+
+
+def test_template_passes_the_lint() -> None:
+    result = lint(template.TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_broken_template_fails_the_lint(tmp_path: Path) -> None:
+    # Given the template with a runtime that does not exist and a !GetAtt to a missing resource
+    text = template.TEMPLATE.read_text().replace("Runtime: python3.12", "Runtime: python3.99", 1)
+    text = text.replace(
+        "Resources:\n",
+        "Resources:\n  Broken:\n    Type: AWS::SQS::Queue\n    Properties:\n"
+        "      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt NoSuchQueue.Arn\n"
+        "        maxReceiveCount: 5\n",
+        1,
+    )
+    broken = tmp_path / "template.yaml"
+    broken.write_text(text)
+    shutil.copytree(template.ROOT / "functions", tmp_path / "functions")
+    # When linted / Then both errors are reported
+    result = lint(broken)
+    assert result.returncode != 0
+    assert "python3.99" in result.stdout and "NoSuchQueue" in result.stdout
+
+
+def test_table_is_on_demand_with_pitr_and_ttl() -> None:
+    props = template.load()["Resources"]["Table"]["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["TimeToLiveSpecification"]["Enabled"] is True
+
+
+def test_functions_run_on_arm64_with_a_current_python() -> None:
+    glob = template.load()["Globals"]["Function"]
+    assert glob["Runtime"] in ("python3.12", "python3.13") and glob["Architectures"] == ["arm64"]
+
+
+def test_every_route_but_swagger_needs_the_jwt_authorizer() -> None:
+    api = template.load()["Resources"]["HttpApi"]["Properties"]["Auth"]
+    assert api["DefaultAuthorizer"] == "JwtAuthorizer"
+    for fn in template.resources("AWS::Serverless::Function").values():
+        for event in fn["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                auth = event["Properties"].get("Auth", {}).get("Authorizer")
+                assert auth is None or event["Properties"]["Path"] == "/swagger"
