@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -88,3 +89,48 @@ def connectors_api(aws_env: None) -> Api:
     from devstack.handlers import load
 
     return Api(load("ConnectorsFunction"), "tenant-a")
+
+
+@pytest.fixture
+def sim(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The provider simulator on a free port, with the provider origins pointing at it."""
+    from devstack.simulators import ProviderSimulator
+
+    with ProviderSimulator() as simulator:
+        for name in ("ELKS46_API_URL", "TELNYX_API_URL", "TWILIO_API_URL"):
+            monkeypatch.setenv(name, simulator.url)
+        simulator.add_elks46_account("your_46elks_username", "your_46elks_password")
+        simulator.add_telnyx_key("your_telnyx_api_key")
+        simulator.add_twilio_account("ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", "your_auth_token")
+        config.reset()
+        yield simulator
+    config.reset()
+
+
+@pytest.fixture
+def fallback_queue(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    dlq = boto3.client("sqs").create_queue(QueueName="fallback-dlq")["QueueUrl"]
+    dlq_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
+    url = boto3.client("sqs").create_queue(
+        QueueName="fallback",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn["QueueArn"], "maxReceiveCount": 5})},
+    )["QueueUrl"]
+    monkeypatch.setenv("FALLBACK_QUEUE_URL", url)
+    config.reset()
+    return url
+
+
+@pytest.fixture
+def sender(sim: Any, fallback_queue: str) -> Any:
+    """Calls the sender function with an SQS batch; answers its batchItemFailures ids."""
+    from devstack.handlers import load
+    from devstack.sqs import sqs_event, sqs_record
+
+    handler = load("SenderFunction")
+
+    def send(*bodies: Any, message_ids: list[str] | None = None) -> list[str]:
+        records = [sqs_record(b, message_id=(message_ids[i] if message_ids else None)) for i, b in enumerate(bodies)]
+        answer = handler(sqs_event(*records), LambdaContext(function_name="sender", timeout_seconds=60))
+        return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+
+    return send

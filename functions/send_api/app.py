@@ -1,0 +1,7 @@
+"""The test-send route behind the HTTP API: wiring only."""
+
+from sms_connector.api import create_app, lambda_handler
+from sms_connector.routes.sending import router
+
+app = create_app(router)
+handler = lambda_handler(app)

@@ -1,0 +1,12 @@
+"""One adapter per SMS provider behind one small interface (`base.Provider`)."""
+
+from __future__ import annotations
+
+from .base import Provider, ProviderError, Receipt
+from .elks46 import Elks46
+from .telnyx import Telnyx
+from .twilio import Twilio
+
+ADAPTERS: dict[str, Provider] = {"46elks": Elks46(), "telnyx": Telnyx(), "twilio": Twilio()}
+
+__all__ = ["ADAPTERS", "Provider", "ProviderError", "Receipt"]

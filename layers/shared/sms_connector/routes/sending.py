@@ -1,0 +1,29 @@
+"""The test-send route."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.router import Router
+
+from .. import sending
+from ..api import ERROR_RESPONSES, tenant_of
+from ..models import TestSendIn, TestSendOut
+
+router = Router()
+
+
+@router.post(
+    "/connectors/<connectorId>/test",
+    summary="Send a test SMS now, to all recipients or to one; answers each recipient's outcome",
+    tags=["sending"],
+    responses=ERROR_RESPONSES,
+)
+def test_send(connectorId: str, body: Annotated[TestSendIn | None, Body()] = None) -> TestSendOut:
+    body = body or TestSendIn()
+    remaining = router.lambda_context.get_remaining_time_in_millis() / 1000
+    deadline = time.monotonic() + remaining - 2
+    results = sending.test_send(tenant_of(router), connectorId, body.to, body.message, deadline)
+    return TestSendOut(results=results)
