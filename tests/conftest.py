@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -29,34 +27,35 @@ os.environ.update(
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-from devstack import template
+from devstack import resources
 from devstack.apigw import http_event
 from devstack.lambda_context import LambdaContext
 from sms_connector import aws, config, credentials
 
 
-def create_tables() -> None:
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(TableName=os.environ["TABLE_NAME"], **template.table_definition("Table"))
-    ttl = template.ttl_attribute("Table")
-    if ttl:
-        dynamodb.update_time_to_live(
-            TableName=os.environ["TABLE_NAME"], TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
-        )
+def create_tables() -> resources.Stack:
+    """The template's table and queues, created in moto (the template is the one truth)."""
+    return resources.create(
+        os.environ["AWS_DEFAULT_REGION"], resources.default_parameters(), table_name=os.environ["TABLE_NAME"]
+    )
 
 
 @pytest.fixture
-def aws_env() -> Iterator[None]:
-    """A fresh moto account with the template's table; cached clients and caches reset."""
+def stack() -> Iterator[resources.Stack]:
+    """A fresh moto account with the template's resources; cached clients and caches reset."""
     with mock_aws():
         aws.reset()
         config.reset()
         credentials.forget()
-        create_tables()
-        yield
+        yield create_tables()
         aws.reset()
         config.reset()
         credentials.forget()
+
+
+@pytest.fixture
+def aws_env(stack: resources.Stack) -> None:
+    return None
 
 
 @pytest.fixture
@@ -108,13 +107,8 @@ def sim(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
-def fallback_queue(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    dlq = boto3.client("sqs").create_queue(QueueName="fallback-dlq")["QueueUrl"]
-    dlq_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]
-    url = boto3.client("sqs").create_queue(
-        QueueName="fallback",
-        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn["QueueArn"], "maxReceiveCount": 5})},
-    )["QueueUrl"]
+def fallback_queue(stack: resources.Stack, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = stack.refs["FallbackQueue"]
     monkeypatch.setenv("FALLBACK_QUEUE_URL", url)
     config.reset()
     return url
@@ -134,3 +128,58 @@ def sender(sim: Any, fallback_queue: str) -> Any:
         return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
 
     return send
+
+
+@pytest.fixture
+def ses_identity(stack: resources.Stack) -> str:
+    import boto3
+
+    boto3.client("sesv2").create_email_identity(EmailIdentity="alerts@example.com")
+    return "alerts@example.com"
+
+
+def sent_emails() -> list[Any]:
+    """The emails moto's SES accepted, oldest first."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    return list(ses_backends[DEFAULT_ACCOUNT_ID][os.environ["AWS_DEFAULT_REGION"]].sent_messages)
+
+
+@pytest.fixture
+def pipeline(stack: resources.Stack, sim: Any, fallback_queue: str, ses_identity: str) -> Any:
+    """The send queue -> sender -> fallback queue -> fallback function, pumped like Lambda would."""
+    from devstack.handlers import load
+    from devstack.pollers import QueuePoller
+
+    class Pipeline:
+        send_queue = stack.refs["SendQueue"]
+        send_dlq = stack.refs["SendDeadLetterQueue"]
+        fallback_dlq = stack.refs["FallbackDeadLetterQueue"]
+        sender = QueuePoller(
+            stack.refs["SendQueue"], load("SenderFunction"), function_name="sender", timeout_seconds=60, retry_delay=0
+        )
+        fallback = QueuePoller(
+            fallback_queue, load("FallbackFunction"), function_name="fallback", timeout_seconds=30, retry_delay=0
+        )
+
+        def enqueue(self, body: Any) -> str:
+            import json
+
+            import boto3
+
+            text = body if isinstance(body, str) else json.dumps(body)
+            return boto3.client("sqs").send_message(QueueUrl=self.send_queue, MessageBody=text)["MessageId"]
+
+        def run(self) -> None:
+            for _ in range(10):
+                if not (self.sender.drain() + self.fallback.drain()):
+                    return
+
+        def dead_letters(self, url: str) -> list[str]:
+            import boto3
+
+            got = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            return [m["Body"] for m in got.get("Messages", [])]
+
+    return Pipeline()

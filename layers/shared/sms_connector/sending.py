@@ -332,6 +332,7 @@ def _queue_fallbacks(jobs: list[_Job]) -> None:
                         "message": job.text,
                         "provider": o.provider,
                         "errorCode": o.error_code,
+                        "errorKind": o.error_kind,
                         "reason": o.error_message,
                         "failedAt": o.at,
                     }

@@ -1,0 +1,160 @@
+"""Email fallback: failed SMS reach the backup email through SES (moto), once, or are logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from devstack.handlers import load
+from devstack.lambda_context import LambdaContext
+from devstack.simulators import ProviderSimulator
+from devstack.sqs import sqs_event, sqs_record
+from sms_connector import aws, stats
+from tests.conftest import Api, sent_emails
+from tests.test_models import EMAIL, GUIDE_TELNYX, GUIDE_TWILIO, with_
+from tests.test_sending import log_entries, make
+
+TEAM = [
+    {"to": "+46700000002", "backupEmail": "opted.out@example.com"},  # opted out: fails, has a backup
+    {"to": "+46700000001"},  # invalid: fails, no backup
+    {"to": "+46710000001", "backupEmail": "fine@example.com"},  # succeeds
+]
+
+
+def test_failed_recipients_with_backup_get_exactly_one_email(
+    connectors_api: Api, pipeline: Any, sim: ProviderSimulator
+) -> None:
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, name="Boiler room", recipients=TEAM))
+    pipeline.enqueue({"connectorId": connector, "message": "Boiler pressure low", "actionId": "a-1"})
+    pipeline.run()
+    [email] = sent_emails()
+    assert email.destinations["ToAddresses"] == ["opted.out@example.com"]
+    assert email.source == "alerts@example.com"
+    assert "could not be delivered" in email.subject and "Boiler room" in email.subject
+    assert email.body.startswith("Boiler pressure low\n")
+    assert "+46700000002" in email.body and "opted out" in email.body
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalFails"]) == (1, 2)
+    assert (figures["fallbackEmailsSent"], figures["fallbackEmailsFailed"]) == (1, 0)
+    entries = log_entries(connector)  # both failures logged, the one without backup included
+    assert sorted(e["errorCode"] for e in entries) == ["40300", "40310"]
+
+
+def test_a_successful_sms_sends_no_email(connectors_api: Api, pipeline: Any) -> None:
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=[TEAM[2]]))
+    pipeline.enqueue({"connectorId": connector, "message": "All good"})
+    pipeline.run()
+    assert sent_emails() == []
+
+
+def fallback_body(connector: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "fallbackId": f"{connector}:act-1:+46700000002",
+        "connectorId": connector,
+        "tenantId": "tenant-a",
+        "actionId": "act-1",
+        "to": "+46700000002",
+        "backupEmail": "someone@example.com",
+        "message": "Flood in cellar",
+        "provider": "telnyx",
+        "errorCode": "40300",
+        "errorKind": "permanent",
+        "reason": "Blocked due to STOP message",
+        "failedAt": "2026-11-25T10:00:00.000Z",
+    } | changes
+
+
+def invoke_fallback(*bodies: Any, message_ids: list[str]) -> list[str]:
+    records = [sqs_record(b, message_id=m) for b, m in zip(bodies, message_ids, strict=True)]
+    answer = load("FallbackFunction")(sqs_event(*records), LambdaContext("fallback", 30))
+    return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+
+
+def test_a_redelivered_fallback_sends_no_second_email(connectors_api: Api, ses_identity: str) -> None:
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
+    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []
+    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []  # SQS redelivery
+    assert len(sent_emails()) == 1
+    assert stats.read(connector)["fallbackEmailsSent"] == 1
+
+
+def test_an_ses_rejection_is_logged_and_not_retried(connectors_api: Api, stack: Any) -> None:
+    # Given an email connector whose sender SES has not verified
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
+    # When the fallback is handled / Then the record succeeds (no loop), and the failure is on the connector
+    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []
+    assert sent_emails() == []
+    [entry] = log_entries(connector)
+    assert entry["errorCode"] == "MessageRejected" and entry["kind"] == "email"
+    assert "s***@example.com" in entry["message"]
+    figures = stats.read(connector)
+    assert figures["fallbackEmailsFailed"] == 1 and "MessageRejected" in figures["lastError"]["message"]
+
+
+def test_a_deleted_email_connector_is_a_logged_error(connectors_api: Api, ses_identity: str) -> None:
+    email = make(connectors_api, EMAIL)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
+    assert connectors_api("DELETE", f"/connectors/{email}")[0] == 204
+    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []
+    assert log_entries(connector)[0]["errorCode"] == "no_email_connector"
+
+
+def test_ses_throttling_is_retried_through_the_queue(connectors_api: Api, ses_identity: str) -> None:
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
+    calls = []
+
+    class Throttled:
+        status_code = 429
+        headers: dict[str, str] = {}
+
+    def throttle(**kwargs: Any) -> Any:  # answers SendEmail the way SES does when throttling
+        calls.append(1)
+        return Throttled(), {"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}
+
+    ses = aws.client("sesv2")
+    ses.meta.events.register("before-call.sesv2.SendEmail", throttle)
+    try:
+        assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == ["f1"]
+    finally:
+        ses.meta.events.unregister("before-call.sesv2.SendEmail", throttle)
+    assert calls and sent_emails() == [] and log_entries(connector) == []
+    # When SQS brings it back and SES has recovered / Then it is sent (the failed try left no idempotency record)
+    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []
+    assert len(sent_emails()) == 1
+
+
+def test_a_malformed_fallback_message_fails_alone(connectors_api: Api, ses_identity: str) -> None:
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
+    failed = invoke_fallback("{nope", fallback_body(connector), message_ids=["bad", "good"])
+    assert failed == ["bad"] and len(sent_emails()) == 1
+
+
+def test_every_rule_action_ends_somewhere(connectors_api: Api, pipeline: Any, sim: ProviderSimulator) -> None:
+    """One action of each kind, followed to its end: SMS, email, logged failure, or DLQ."""
+    make(connectors_api, EMAIL)
+    ok = make(connectors_api, with_(GUIDE_TELNYX, name="ok", recipients=[{"to": "+46710000001"}]))
+    backup = make(connectors_api, with_(GUIDE_TELNYX, name="backup", recipients=[TEAM[0]]))
+    logged = make(connectors_api, with_(GUIDE_TELNYX, name="logged", recipients=[{"to": "+46700000001"}]))
+    pipeline.enqueue({"connectorId": ok, "message": "to SMS"})
+    pipeline.enqueue({"connectorId": backup, "message": "to email"})
+    pipeline.enqueue({"connectorId": logged, "message": "to the log"})
+    pipeline.enqueue('{"connectorId": 12')
+    pipeline.run()
+    assert [r.fields["text"] for r in sim.sent()] == ["to SMS"]
+    assert [e.body.split("\n")[0] for e in sent_emails()] == ["to email"]
+    assert [e["errorCode"] for e in log_entries(logged)] == ["40310"]
+    assert pipeline.dead_letters(pipeline.send_dlq) == ['{"connectorId": 12']
+    assert pipeline.dead_letters(pipeline.fallback_dlq) == []
+    assert (
+        boto3.client("sqs").get_queue_attributes(
+            QueueUrl=pipeline.send_queue, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        == "0"
+    )
