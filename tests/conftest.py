@@ -183,3 +183,10 @@ def pipeline(stack: resources.Stack, sim: Any, fallback_queue: str, ses_identity
             return [m["Body"] for m in got.get("Messages", [])]
 
     return Pipeline()
+
+
+@pytest.fixture
+def stats_api(connectors_api: Api) -> Api:
+    from devstack.handlers import load
+
+    return Api(load("StatsFunction"), "tenant-a")

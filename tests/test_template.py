@@ -65,3 +65,25 @@ def test_every_route_but_swagger_needs_the_jwt_authorizer() -> None:
             if event["Type"] == "HttpApi":
                 auth = event["Properties"].get("Auth", {}).get("Authorizer")
                 assert auth is None or event["Properties"]["Path"] == "/swagger"
+
+
+def test_observability_is_shipped() -> None:
+    resources = template.load()["Resources"]
+    functions = template.resources("AWS::Serverless::Function")
+    groups = {r["Properties"]["LogGroupName"].value for r in template.resources("AWS::Logs::LogGroup").values()}
+    assert {f"/aws/lambda/${{{name}}}" for name in functions} == groups
+    assert all("RetentionInDays" in r["Properties"] for r in template.resources("AWS::Logs::LogGroup").values())
+    query = resources["ConnectorErrorsQuery"]["Properties"]["QueryString"]
+    assert "connector_id" in query and "error_code" in query and "recipient" in query
+    alarmed = {
+        d["Value"].value.split(".")[0]
+        for a in template.resources("AWS::CloudWatch::Alarm").values()
+        for d in a["Properties"].get("Dimensions", [])
+    }
+    assert alarmed == {"SendDeadLetterQueue", "FallbackDeadLetterQueue"}
+    assert "FailureRateAlarm" in resources
+    import json
+    import re
+
+    body = re.sub(r"\$\{[^}]+\}", "x", resources["Dashboard"]["Properties"]["DashboardBody"].value)
+    assert len(json.loads(body)["widgets"]) >= 4

@@ -289,3 +289,40 @@ class ValidationErrorBody(BaseModel):
     statusCode: int
     message: str
     detail: list[FieldError]
+
+
+# --- statistics and logs --------------------------------------------------------------------
+
+
+class LastError(BaseModel):
+    message: str
+    at: str
+
+
+class StatsOut(BaseModel):
+    totalSent: int = Field(description="SMS accepted by the provider, one per recipient")
+    totalFails: int = Field(description="failed sends, one per recipient per rule action, after retries")
+    sentThisMonth: int = Field(description="totalSent within the current calendar month (UTC)")
+    attempts: int = Field(description="totalSent + totalFails")
+    successRate: float | None = Field(description="totalSent / attempts in percent; null with no attempts")
+    lastSentAt: str | None
+    lastFailedAt: str | None
+    lastError: LastError | None = Field(description="the latest error or warning")
+    fallbackEmailsSent: int = Field(description="backup emails SES accepted for failed SMS")
+    fallbackEmailsFailed: int = Field(description="backup emails that could not be sent")
+
+
+class LogEntry(BaseModel):
+    at: str
+    level: Literal["error", "warning"]
+    message: str
+    recipient: str | None = Field(description="masked phone number")
+    provider: str | None
+    errorCode: str | None
+    actionId: str | None
+    kind: str | None = Field(default=None, description="sms or email (the fallback)")
+
+
+class LogPage(BaseModel):
+    items: list[LogEntry]
+    nextToken: str | None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from . import aws, claims, clock, connector_store, credentials, dynamo, error_log, stats
@@ -369,15 +369,13 @@ def _observe(outcomes: list[Outcome]) -> None:
                     "attempts": o.attempts,
                 },
             )
-    for provider in {o.provider for o in outcomes}:
+    for provider in sorted({o.provider for o in outcomes}):
         mine = [o for o in outcomes if o.provider == provider]
-        with single_metric(
-            name="SmsSent",
-            unit=MetricUnit.Count,
-            value=sum(o.sent for o in mine),
-            default_dimensions={"provider": provider},
-        ) as metric:
-            metric.add_metric(name="SmsFailed", unit=MetricUnit.Count, value=sum(not o.sent for o in mine))
-            for o in mine:
-                if o.latency_ms is not None:
-                    metric.add_metric(name="ProviderLatency", unit=MetricUnit.Milliseconds, value=o.latency_ms)
+        metrics = EphemeralMetrics()  # its own metric set: nothing shared between threads or batches
+        metrics.add_dimension(name="provider", value=provider)
+        metrics.add_metric(name="SmsSent", unit=MetricUnit.Count, value=sum(o.sent for o in mine))
+        metrics.add_metric(name="SmsFailed", unit=MetricUnit.Count, value=sum(not o.sent for o in mine))
+        for o in mine:
+            if o.latency_ms is not None:
+                metrics.add_metric(name="ProviderLatency", unit=MetricUnit.Milliseconds, value=o.latency_ms)
+        metrics.flush_metrics()

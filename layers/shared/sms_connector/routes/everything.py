@@ -5,10 +5,10 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from ..api import create_app, enable_swagger
-from . import connectors, sending
+from . import connectors, sending, stats
 
 
 def full_app() -> APIGatewayHttpResolver:
-    app = create_app(connectors.router, sending.router)
+    app = create_app(connectors.router, sending.router, stats.router)
     enable_swagger(app)
     return app

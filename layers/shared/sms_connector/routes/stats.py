@@ -1,0 +1,38 @@
+"""The statistics panel and the error log of a connector."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import Router
+
+from .. import connectors, error_log, stats
+from ..api import ERROR_RESPONSES, tenant_of
+from ..models import LogPage, StatsOut
+
+router = Router()
+
+
+@router.get(
+    "/connectors/<connectorId>/stats", summary="The statistics panel", tags=["statistics"], responses=ERROR_RESPONSES
+)
+def get_stats(connectorId: str) -> StatsOut:
+    connector = connectors.get(tenant_of(router), connectorId)
+    return StatsOut.model_validate(stats.read(connector["id"]))
+
+
+@router.get(
+    "/connectors/<connectorId>/logs",
+    summary="The connector's error log, newest first",
+    tags=["statistics"],
+    responses=ERROR_RESPONSES,
+)
+def get_logs(
+    connectorId: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    nextToken: Annotated[str | None, Query(max_length=2048)] = None,
+) -> LogPage:
+    connector = connectors.get(tenant_of(router), connectorId)
+    items, token = error_log.page(connector["id"], limit, nextToken)
+    return LogPage.model_validate({"items": items, "nextToken": token})
