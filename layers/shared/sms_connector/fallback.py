@@ -12,7 +12,7 @@ from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -194,9 +194,9 @@ def _count(connector_id: str, *, sent: bool, error: str | None = None, at: str |
         UpdateExpression=expression,
         ExpressionAttributeValues=values,
     )
-    # One EMF line: fallbacks are rare, so there is nothing to aggregate.
-    with single_metric(name="FallbackEmailsSent" if sent else "FallbackEmailsFailed", unit=MetricUnit.Count, value=1):
-        pass
+    metrics = EphemeralMetrics()  # one EMF line: fallbacks are rare, there is nothing to aggregate
+    metrics.add_metric(name="FallbackEmailsSent" if sent else "FallbackEmailsFailed", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
 
 
 # --- the email ------------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""The local HTTP API: requests become API Gateway HTTP API (payload 2.0) events for the
+function the template routes them to, after the JWT checks its authorizer would make."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from re import Pattern
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import template
+from .apigw import http_event
+from .auth import Authorizer
+from .lambda_context import LambdaContext
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    pattern: Pattern[str]
+    function: str
+    timeout: int
+    authorized: bool
+
+
+def routes_from_template() -> list[Route]:
+    found = []
+    for fn in template.functions().values():
+        events = template.resources("AWS::Serverless::Function")[fn.name]["Properties"].get("Events", {})
+        for event in events.values():
+            if event["Type"] != "HttpApi":
+                continue
+            props = event["Properties"]
+            open_route = props.get("Auth", {}).get("Authorizer") == "NONE"
+            found.append(
+                Route(
+                    props["Method"].upper(),
+                    props["Path"],
+                    template.route_pattern(props["Path"]),
+                    fn.name,
+                    fn.timeout,
+                    not open_route,
+                )
+            )
+    # Literal paths before templated ones, as API Gateway prefers the most specific route.
+    return sorted(found, key=lambda r: r.path.count("{"))
+
+
+class ApiServer:
+    def __init__(
+        self,
+        handlers: dict[str, Handler],
+        authorizer: Authorizer,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        extra: dict[str, Callable[[], Any]] | None = None,
+    ) -> None:
+        self.routes = routes_from_template()
+        self.handlers = handlers
+        self.authorizer = authorizer
+        self.extra = extra or {}
+        # Powertools keeps the current event on a class attribute shared by every resolver of the
+        # process: one invocation at a time keeps functions from seeing each other's requests.
+        self.lock = threading.Lock()
+        server = self
+
+        class RequestHandler(_RequestHandler):
+            api = server
+
+        self._server = ThreadingHTTPServer((host, port), RequestHandler)
+        self._server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> ApiServer:
+        threading.Thread(target=self._server.serve_forever, name="api", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
+        parts = urlsplit(raw_path)
+        path = parts.path
+        if method == "GET" and path in self.extra:
+            return 200, {"Content-Type": "application/json"}, json.dumps(self.extra[path](), indent=2).encode()
+        matches = [(r, m) for r in self.routes if (m := r.pattern.match(path))]
+        if not matches:
+            return _json(404, {"message": "Not Found"})
+        chosen = next(((r, m) for r, m in matches if r.method == method), None)
+        if chosen is None:
+            return _json(404, {"message": "Not Found"})
+        route, match = chosen
+        claims = None
+        if route.authorized:
+            claims = self.authorizer.claims(headers.get("authorization"))
+            if claims is None:
+                return _json(401, {"message": "Unauthorized"})
+        payload: Any
+        try:
+            payload = body.decode("utf-8") if body else None
+        except UnicodeDecodeError:
+            payload = body
+        event = http_event(
+            method,
+            path,
+            route=route.path,
+            path_parameters=match.groupdict() or None,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)) or None,
+            headers=headers,
+            body=payload,
+            claims=claims,
+        )
+        event["rawQueryString"] = parts.query
+        with self.lock:
+            answer = self.handlers[route.function](event, LambdaContext(route.function, route.timeout))
+        out_body = answer.get("body") or ""
+        data = base64.b64decode(out_body) if answer.get("isBase64Encoded") else out_body.encode()
+        out_headers = dict(answer.get("headers") or {})
+        for name, values in (answer.get("multiValueHeaders") or {}).items():
+            out_headers[name] = ", ".join(values)
+        return int(answer.get("statusCode", 200)), out_headers, data
+
+
+def _json(status: int, body: Any) -> tuple[int, dict, bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    api: ApiServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 10 * 1024 * 1024:  # API Gateway's own payload limit
+            status, headers, data = _json(413, {"message": "Request Entity Too Large"})
+        else:
+            body = self.rfile.read(length) if length else b""
+            headers_in = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                status, headers, data = self.api.handle(self.command, self.path, headers_in, body)
+            except Exception:  # a crash of the function: what API Gateway answers
+                status, headers, data = _json(500, {"message": "Internal Server Error"})
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
