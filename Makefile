@@ -27,7 +27,7 @@ $(TOOLS)/.installed: requirements-tools.txt
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m devstack
+	$(PY) -m devstack $(ARGS)
 
 lint: $(VENV)/.installed lint-template
 	$(VENV)/bin/ruff check .

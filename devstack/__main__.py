@@ -21,7 +21,8 @@ from . import auth
 from .stack import DEMO_TENANT, LocalStack, PortBusy, Ports
 from .template import ROOT
 
-STATE = ROOT / ".devstack" / "state.json"
+# Where a running stack describes itself (URLs, queue, demo token); `enqueue` reads it.
+STATE = Path(os.environ.get("DEVSTACK_STATE", ROOT / ".devstack" / "state.json"))
 
 
 def main(argv: list[str] | None = None) -> int:

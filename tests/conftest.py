@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+import urllib3
 from moto import mock_aws
 
 # Set before anything imports boto3 clients: no test may reach real AWS.
@@ -30,6 +37,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 from devstack import resources
 from devstack.apigw import http_event
 from devstack.lambda_context import LambdaContext
+from devstack.template import ROOT
 from sms_connector import aws, config, credentials
 
 
@@ -190,3 +198,94 @@ def stats_api(connectors_api: Api) -> Api:
     from devstack.handlers import load
 
     return Api(load("StatsFunction"), "tenant-a")
+
+
+# --- the local stack, started once per test session -------------------------------------
+
+HTTP = urllib3.PoolManager(timeout=30, retries=False)
+
+
+class Local:
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self.url = state["apiUrl"]
+        self.sqs = boto3.client(
+            "sqs",
+            endpoint_url=state["motoUrl"],
+            region_name=state["region"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = "demo", query: str = ""
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token == "demo":
+            token = self.state["token"]
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        answer = HTTP.request(
+            method, self.url + path, body=json.dumps(body) if body is not None else None, headers=headers
+        )
+        text = answer.data.decode()
+        return answer.status, (json.loads(text) if text and text.lstrip()[:1] in "{[" else text)
+
+    def enqueue(self, body: dict[str, Any]) -> None:
+        self.sqs.send_message(QueueUrl=self.state["sendQueueUrl"], MessageBody=json.dumps(body))
+
+    def wait_until(self, look: Any, timeout: float = 20) -> Any:
+        """Call `look` until it answers something truthy (or time runs out); answers that."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = look()
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+    def local_list(self, what: str) -> list[dict[str, Any]]:
+        return list(self.call("GET", f"/_local/{what}", token=None)[1]["messages" if what == "sms" else "emails"])
+
+
+@pytest.fixture(scope="session")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    state_file = Path(tmp_path_factory.mktemp("devstack")) / "state.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = f"{ROOT / 'layers/shared'}:{ROOT}"
+    process = subprocess.Popen(  # noqa: S603 - our own module
+        [
+            sys.executable,
+            "-m",
+            "devstack",
+            "--port",
+            "0",
+            "--moto-port",
+            "0",
+            "--sim-port",
+            "0",
+            "--retry-delay",
+            "1",
+            "--state-file",
+            str(state_file),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not state_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the local stack did not start:\n{process.stdout.read() if process.stdout else ''}")
+        time.sleep(0.2)
+    time.sleep(0.2)  # the banner follows the state file
+    yield Local(json.loads(state_file.read_text()))
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the local stack did not stop on SIGTERM")
+    assert process.returncode == 0
