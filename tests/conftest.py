@@ -252,7 +252,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     state_file = Path(tmp_path_factory.mktemp("devstack")) / "state.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONPATH"] = f"{ROOT / 'layers/shared'}:{ROOT}"
-    process = subprocess.Popen(  # noqa: S603 - our own module
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",

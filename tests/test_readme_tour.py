@@ -27,14 +27,15 @@ def test_the_readme_tour_works(local: Local, tmp_path: os.PathLike[str]) -> None
     lines = tour_lines()
     assert lines[0] == "API=http://127.0.0.1:3000"
     python = ".venv/bin/python" if (ROOT / ".venv/bin/python").exists() else sys.executable
-    script = "\n".join(["set -euo pipefail", f"API={local.url}"] + [
-        line.replace(".venv/bin/python", python) for line in lines[1:]
-    ])
+    script = "\n".join(
+        ["set -euo pipefail", f"API={local.url}"] + [line.replace(".venv/bin/python", python) for line in lines[1:]]
+    )
     state = tmp_path / "state.json"  # type: ignore[operator]
     state.write_text(json.dumps(local.state))
     env = dict(os.environ, DEVSTACK_STATE=str(state), PYTHONPATH=f"{ROOT / 'layers/shared'}:{ROOT}")
-    result = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-                            check=False)  # noqa: S603,S607
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert '"status":"sent"' in out  # the test send
