@@ -18,9 +18,9 @@ from pydantic import (
 )
 
 from .phone import E164, normalise_e164
+from .text import Message, not_blank
 
 MAX_RECIPIENTS = 100
-MAX_MESSAGE_CHARS = 1600
 PROVIDERS = ("46elks", "telnyx", "twilio")
 Provider = Literal["46elks", "telnyx", "twilio"]
 
@@ -29,14 +29,8 @@ _ELKS_ALPHA_SENDER = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
 _CONNECTOR_ID = r"^[0-9A-Za-z_-]{1,64}$"
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty or only whitespace")
-    return value
-
-
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Credential = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_not_blank)]
+Credential = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(not_blank)]
 ConnectorId = Annotated[str, StringConstraints(pattern=_CONNECTOR_ID)]
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
 
@@ -251,8 +245,6 @@ class ConnectorPage(BaseModel):
 
 
 # --- sending ------------------------------------------------------------------------------
-
-Message = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS), AfterValidator(_not_blank)]
 
 
 class TestSendIn(Strict):

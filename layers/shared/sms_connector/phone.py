@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-import phonenumbers
 from pydantic import AfterValidator, Field, WithJsonSchema
 
 EXAMPLE = "+46701234567"
@@ -22,6 +21,8 @@ def normalise_e164(value: str) -> str:
     possible for that country. `is_valid_number` is not required: its range tables lag
     reality (the guide's own +46710000001 is in a Swedish M2M range it does not know).
     """
+    import phonenumbers  # here, not at import: the sender needs it only to mask failures
+
     compact = _SEPARATORS.sub("", value)
     if not compact.startswith("+"):
         raise ValueError(f"must be in E.164 form with the country code, like {EXAMPLE}")
@@ -56,6 +57,8 @@ E164 = Annotated[
 
 def mask(number: str) -> str:
     """`+46701234567` -> `+46 70 *** ** 67`: country code, first group and last two digits stay."""
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(number, None)
         shown = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

@@ -24,12 +24,12 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from . import aws, claims, clock, connector_store, credentials, dynamo, error_log, stats
 from .config import settings
-from .errors import NotFound
-from .models import Message, SendResult
+from .errors import InvalidField, NotFound
 from .outcomes import Outcome
 from .phone import mask
 from .providers import ADAPTERS, ProviderError
 from .segments import too_long_for
+from .text import Message
 
 logger = Logger()
 
@@ -135,8 +135,9 @@ def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: 
 # --- test sends (API) ----------------------------------------------------------------------
 
 
-def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | None, deadline: float) -> list[SendResult]:
-    from .connectors import get
+def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | None, deadline: float) -> list[Outcome]:
+    """Send now to all of a connector's recipients, or to one; counted and logged, no fallback."""
+    from .connectors import get  # the API's data access: not needed by the queue consumer
 
     connector = get(tenant_id, connector_id)
     if connector["type"] != "sms":
@@ -145,8 +146,6 @@ def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | Non
     if to is not None:
         recipients = [r for r in recipients if r["to"] == to]
         if not recipients:  # only the connector's own recipients: the API is no free SMS gateway
-            from .errors import InvalidField
-
             raise InvalidField("to", "is not a recipient of this connector")
     text = text or f"Test message from SMS connector '{connector['name']}'"
     secret = credentials.read(connector["secretArn"], connector["secretVersion"])
@@ -154,14 +153,7 @@ def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | Non
     jobs = [_Job("test", action_id, connector, r["to"], r.get("backupEmail"), text, secret) for r in recipients]
     _run(jobs, deadline)
     _record(jobs, with_fallback=False)
-    return [
-        SendResult(
-            to=j.to,
-            status="sent" if j.outcome and j.outcome.sent else "failed",
-            error=j.outcome.error if j.outcome else "not sent",
-        )
-        for j in jobs
-    ]
+    return [j.outcome for j in jobs if j.outcome]
 
 
 # --- the sends ------------------------------------------------------------------------------

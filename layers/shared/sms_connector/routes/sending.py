@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.router import Router
 
 from .. import sending
 from ..api import ERROR_RESPONSES, tenant_of
-from ..models import TestSendIn, TestSendOut
+from ..models import SendResult, TestSendIn, TestSendOut
 
 router = Router()
 
@@ -25,5 +25,7 @@ def test_send(connectorId: str, body: Annotated[TestSendIn | None, Body()] = Non
     body = body or TestSendIn()
     remaining = router.lambda_context.get_remaining_time_in_millis() / 1000
     deadline = time.monotonic() + remaining - 2
-    results = sending.test_send(tenant_of(router), connectorId, body.to, body.message, deadline)
-    return TestSendOut(results=results)
+    outcomes = sending.test_send(tenant_of(router), connectorId, body.to, body.message, deadline)
+    return TestSendOut(
+        results=[SendResult(to=o.to, status="sent" if o.sent else "failed", error=o.error) for o in outcomes]
+    )
