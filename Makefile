@@ -45,8 +45,12 @@ test: lint $(VENV)/.installed
 openapi: $(VENV)/.installed
 	$(PY) scripts/openapi.py
 
-bench: $(VENV)/.installed
-	$(PY) -m bench
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

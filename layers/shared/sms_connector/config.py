@@ -19,7 +19,8 @@ class Settings(BaseModel):
     elks46_api_url: str = Field(default="https://api.46elks.com", alias="ELKS46_API_URL")
     telnyx_api_url: str = Field(default="https://api.telnyx.com", alias="TELNYX_API_URL")
     twilio_api_url: str = Field(default="https://api.twilio.com", alias="TWILIO_API_URL")
-    send_concurrency: int = Field(default=8, ge=1, le=64, alias="SEND_CONCURRENCY")
+    # Enough for a full batch (10 actions x 3 recipients) in about one provider round trip.
+    send_concurrency: int = Field(default=32, ge=1, le=64, alias="SEND_CONCURRENCY")
 
 
 @cache
