@@ -86,10 +86,12 @@ class ApiServer:
 
     def start(self) -> ApiServer:
         threading.Thread(target=self._server.serve_forever, name="api", daemon=True).start()
+        self._serving = True
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if getattr(self, "_serving", False):  # shutdown() waits for a serve_forever that never ran
+            self._server.shutdown()
         self._server.server_close()
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
@@ -166,3 +168,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+
+def wsgi_app(api: ApiServer) -> Callable[[dict[str, Any], Callable[..., Any]], list[bytes]]:
+    """The same routing and authorizer as a WSGI app (for in-process API fuzzing)."""
+    from http import HTTPStatus
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        path = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+        if environ.get("QUERY_STRING") and "?" not in path:
+            path += "?" + environ["QUERY_STRING"]
+        status, out_headers, data = api.handle(environ["REQUEST_METHOD"], path, headers, body)
+        start_response(f"{status} {HTTPStatus(status).phrase}", list(out_headers.items()))
+        return [data]
+
+    return app

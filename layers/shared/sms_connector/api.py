@@ -6,6 +6,8 @@ place and every route documents the same error bodies.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable
 from http import HTTPStatus
@@ -19,10 +21,11 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.router import Router
+from pydantic import BaseModel
 
 from .config import settings
 from .errors import Conflict, Forbidden, InvalidField, NotFound
-from .models import NOT_AN_OBJECT, PROVIDERS, UNION_TAGS, UNKNOWN_PROVIDER, ErrorBody
+from .models import NOT_AN_OBJECT, PROVIDERS, UNION_TAGS, UNKNOWN_PROVIDER, ErrorBody, GatewayErrorBody
 
 MAX_BODY_BYTES = 64 * 1024
 TITLE = "SMS connector API"
@@ -31,19 +34,27 @@ VERSION = "1.0.0"
 logger = Logger()
 
 
-def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"model": ErrorBody}}}
+def _error_response(description: str, model: type[BaseModel] = ErrorBody) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": model}}}
 
 
 # Answers every route may give besides its own; listed so the OpenAPI document is complete.
 ERROR_RESPONSES: dict[int, Any] = {
     400: _error_response("The body is not JSON"),
-    401: _error_response("No valid token (answered by the API Gateway authorizer)"),
+    401: _error_response("No valid token (answered by the API Gateway authorizer)", GatewayErrorBody),
     403: _error_response("The token names no tenant"),
     404: _error_response("Unknown connector, or another tenant's"),
     413: _error_response("The body is larger than 64 KiB"),
     415: _error_response("The body is not application/json"),
 }
+
+
+def responses(status: int, description: str) -> dict[int, Any]:
+    """A route's documented answers: its success (schema from the return type) and the errors."""
+    success: dict[str, Any] = {"description": description}
+    if status == 204:
+        success["content"] = {}
+    return {status: success, **ERROR_RESPONSES}
 
 
 def _json(status: HTTPStatus, body: dict[str, Any]) -> Response:
@@ -133,8 +144,20 @@ def _register_errors(app: APIGatewayHttpResolver) -> None:
         return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; it has been logged")
 
 
+def _known_query_only(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
+    """Refuse query parameters the route does not declare: `?limt=5` must not pass as no limit."""
+    route = app.context.get("_route")
+    if route is not None and route.include_in_schema:  # not for Powertools' own /swagger
+        declared = {p.alias for p in route.dependant.query_params}
+        unknown = sorted(set(app.current_event.query_string_parameters or {}) - declared)
+        if unknown:
+            raise InvalidField(unknown[0], "is not a parameter of this route", "query")
+    return next_middleware(app)
+
+
 def create_app(*routers: Router) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
+    app.use(middlewares=[_known_query_only])
     _register_errors(app)
     for router in routers:
         app.include_router(router)
@@ -170,18 +193,61 @@ def tenant_of(app: APIGatewayHttpResolver | Router) -> str:
     return tenant
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _unreadable(event: dict[str, Any]) -> tuple[HTTPStatus, str] | None:
+    """Why a body must be refused before the resolver parses it, or None.
+
+    Python's json would take the last of duplicated keys silently, and hit its recursion
+    limit on deep nesting (a 500): both are the client's mistakes, so both are a 400.
+    """
+    body = event.get("body") or ""
+    if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {MAX_BODY_BYTES} bytes"
+    if not body:
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json"
+    try:
+        text = base64.b64decode(body).decode("utf-8") if event.get("isBase64Encoded") else body
+        text.encode("utf-8")  # lone surrogates from a broken client are not text either
+        json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        return HTTPStatus.BAD_REQUEST, f"the body has the key '{exc}' more than once"
+    except RecursionError:
+        return HTTPStatus.BAD_REQUEST, "the body nests too deeply"
+    except UnicodeDecodeError:
+        return HTTPStatus.BAD_REQUEST, "the body is not UTF-8 text"
+    except (ValueError, binascii.Error):
+        return None  # not JSON: the resolver says so in its own words
+    return None
+
+
 def lambda_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda entry point for `app`: refuses oversized bodies before parsing them."""
+    """The Lambda entry point for `app`: refuses unreadable bodies before the resolver parses them."""
 
     @logger.inject_lambda_context(clear_state=True)
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        body = event.get("body") or ""
-        if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
-            response = _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        refused = _unreadable(event)
+        if refused:
+            status, message = refused
             return {
-                "statusCode": response.status_code,
+                "statusCode": status.value,
                 "headers": {"Content-Type": content_types.APPLICATION_JSON},
-                "body": json.dumps(response.body),
+                "body": json.dumps({"statusCode": status.value, "message": message}),
             }
         return app.resolve(event, context)
 

@@ -270,6 +270,12 @@ class ErrorBody(BaseModel):
     message: str
 
 
+class GatewayErrorBody(BaseModel):
+    """What API Gateway itself answers (its authorizer's 401)."""
+
+    message: str
+
+
 class FieldError(BaseModel):
     loc: list[str | int]
     msg: str

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import Router
 
 from .. import sending
-from ..api import ERROR_RESPONSES, tenant_of
+from ..api import responses, tenant_of
 from ..models import SendResult, TestSendIn, TestSendOut
 
 router = Router()
@@ -19,7 +19,7 @@ router = Router()
     "/connectors/<connectorId>/test",
     summary="Send a test SMS now, to all recipients or to one; answers each recipient's outcome",
     tags=["sending"],
-    responses=ERROR_RESPONSES,
+    responses=responses(200, "Each recipient's outcome"),
 )
 def test_send(connectorId: str, body: Annotated[TestSendIn | None, Body()] = None) -> TestSendOut:
     body = body or TestSendIn()

@@ -8,14 +8,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import Router
 
 from .. import connectors, error_log, stats
-from ..api import ERROR_RESPONSES, tenant_of
+from ..api import responses, tenant_of
 from ..models import LogPage, StatsOut
 
 router = Router()
 
 
 @router.get(
-    "/connectors/<connectorId>/stats", summary="The statistics panel", tags=["statistics"], responses=ERROR_RESPONSES
+    "/connectors/<connectorId>/stats",
+    summary="The statistics panel",
+    tags=["statistics"],
+    responses=responses(200, "The statistics panel"),
 )
 def get_stats(connectorId: str) -> StatsOut:
     connector = connectors.get(tenant_of(router), connectorId)
@@ -26,7 +29,7 @@ def get_stats(connectorId: str) -> StatsOut:
     "/connectors/<connectorId>/logs",
     summary="The connector's error log, newest first",
     tags=["statistics"],
-    responses=ERROR_RESPONSES,
+    responses=responses(200, "A page of the error log"),
 )
 def get_logs(
     connectorId: str,
