@@ -257,3 +257,10 @@ def test_test_send_route_answers_each_recipient(connectors_api: Api, sim: Provid
     assert status == 422 and answer["detail"][0]["field"] == "to"
     assert send_api.as_tenant("tenant-b")("POST", f"/connectors/{connector}/test", {})[0] == 404
     assert os.environ["TABLE_NAME"]
+
+
+def test_a_lone_surrogate_fails_only_its_own_record(connectors_api: Api, sim: ProviderSimulator, sender: Any) -> None:
+    connector = make(connectors_api, with_(GUIDE_46ELKS, recipients=[{"to": "+46710000001"}]))
+    bad = json.dumps({"connectorId": connector, "message": "broken \ud800 text"})  # json escapes the surrogate
+    assert sender(bad, {"connectorId": connector, "message": "fine"}, message_ids=["bad", "ok"]) == ["bad"]
+    assert [r.fields["text"] for r in sim.sent()] == ["fine"]

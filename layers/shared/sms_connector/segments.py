@@ -30,7 +30,7 @@ def count(text: str) -> Segments:
         units = sum(2 if c in GSM_EXTENSION else 1 for c in text)
         single, multi, encoding = 160, 153, "GSM-7"
     else:
-        units = len(text.encode("utf-16-be")) // 2
+        units = len(text.encode("utf-16-be", "surrogatepass")) // 2
         single, multi, encoding = 70, 67, "UCS-2"
     parts = 1 if units <= single else math.ceil(units / multi)
     return Segments(encoding, units, parts)

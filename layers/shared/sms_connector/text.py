@@ -13,6 +13,10 @@ MAX_MESSAGE_CHARS = 1600
 def not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty or only whitespace")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no provider can send it
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
     return value
 
 
