@@ -234,7 +234,7 @@ def test_a_recipient_being_sent_elsewhere_makes_the_record_retry(
     key = claims.ClaimKey(connector, "busy-1", "+46710000001")
     import time
 
-    assert claims.claim([key], time.time() + 300) == {key: "claimed"}
+    assert claims.claim([key], time.time() + 300) == ({key: "claimed"}, {})
     assert sender({"connectorId": connector, "message": "Alarm", "actionId": "busy-1"}, message_ids=["m"]) == ["m"]
     assert sim.received() == []
 
@@ -264,3 +264,59 @@ def test_a_lone_surrogate_fails_only_its_own_record(connectors_api: Api, sim: Pr
     bad = json.dumps({"connectorId": connector, "message": "broken \ud800 text"})  # json escapes the surrogate
     assert sender(bad, {"connectorId": connector, "message": "fine"}, message_ids=["bad", "ok"]) == ["bad"]
     assert [r.fields["text"] for r in sim.sent()] == ["fine"]
+
+
+def test_a_failure_after_the_sends_texts_nobody_twice_and_loses_no_count(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The function fails after some sends, before recording them (here: the counters' write
+    raises); the redelivered batch records them and texts nobody again."""
+    from sms_connector import stats as stats_module
+
+    make(connectors_api, EMAIL)
+    team = [{"to": "+46710000001"}, {"to": "+46700000001", "backupEmail": "b@example.com"}]
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=team))
+    real = stats_module.counter_updates
+    calls = {"n": 0}
+
+    def crash_once(outcomes: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the function dies here")
+        return real(outcomes)
+
+    monkeypatch.setattr(stats_module, "counter_updates", crash_once)
+    body = {"connectorId": connector, "message": "Alarm", "actionId": "crash-1"}
+    with pytest.raises(RuntimeError):
+        sender(body, message_ids=["m"])
+    assert len(sim.sent()) == 1 and stats.read(connector)["attempts"] == 0
+    # When SQS redelivers the batch
+    assert sender(body, message_ids=["m"]) == []
+    # Then nobody is texted again, and the sends are counted and logged exactly once
+    assert len(sim.sent()) == 1 and len(sim.received()) == 2
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalFails"]) == (1, 1)
+    assert [e["errorCode"] for e in log_entries(connector)] == ["40310"]
+    assert sender(body, message_ids=["m"]) == []  # and again: still exactly once
+    assert stats.read(connector)["attempts"] == 2
+
+
+def test_an_unexpected_error_in_one_send_fails_that_sms_alone(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sms_connector.providers import ADAPTERS
+
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=[{"to": "+46710000001"}, {"to": "+46710000002"}]))
+    real = ADAPTERS["twilio"].send
+
+    def flaky(credentials: Any, sender_id: str, to: str, text: str) -> Any:
+        if to == "+46710000002":
+            raise KeyError("a field the provider did not send")
+        return real(credentials, sender_id, to, text)
+
+    monkeypatch.setattr(ADAPTERS["twilio"], "send", flaky)
+    assert sender({"connectorId": connector, "message": "Alarm"}) == []
+    assert [r.fields["to"] for r in sim.sent()] == ["+46710000001"]
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalFails"]) == (1, 1)
+    assert log_entries(connector)[0]["errorCode"] == "internal_error"

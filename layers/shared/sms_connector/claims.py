@@ -42,9 +42,12 @@ class ClaimKey:
         return {"pk": {"S": f"ACTION#{self.connector_id}#{self.action_id}"}, "sk": {"S": f"TO#{self.to}"}}
 
 
-def claim(keys: Sequence[ClaimKey], lease_until: float) -> dict[ClaimKey, str]:
-    """Claim each key; answers 'claimed', 'done' (already sent) or 'busy' (another send holds it)."""
+def claim(keys: Sequence[ClaimKey], lease_until: float) -> tuple[dict[ClaimKey, str], dict[ClaimKey, dict[str, Any]]]:
+    """Claim each key. Answers each key's state: 'claimed', 'done' (sent and recorded), 'busy'
+    (another invocation holds it) or 'unrecorded' (sent, but the invocation failed before its
+    counters and log were written); and, for the unrecorded ones, the outcome it stored."""
     result: dict[ClaimKey, str] = {}
+    stored: dict[ClaimKey, dict[str, Any]] = {}
     now = int(time.time())
     for start in range(0, len(keys), _TRANSACTION_ITEMS):
         pending = list(keys[start : start + _TRANSACTION_ITEMS])
@@ -63,20 +66,54 @@ def claim(keys: Sequence[ClaimKey], lease_until: float) -> dict[ClaimKey, str]:
                         raise
                     time.sleep(0.05 * conflicts)
                     continue
-                result.update(_states(taken))
+                states, outcomes = _states(taken)
+                result.update(states)
+                stored.update(outcomes)
                 pending = [k for k in pending if k not in result]
-    return result
+    return result, stored
 
 
-def completion(key: ClaimKey, outcome: dict[str, Any]) -> dict[str, Any]:
-    """The transaction item that marks a claim completed, keeping what happened."""
-    return {
-        "Put": {
-            "TableName": dynamo.table(),
-            "Item": key.item_key()
-            | dynamo.to_item({"status": COMPLETED, "outcome": outcome, "expiresAt": int(time.time()) + KEEP_SECONDS}),
-        }
+def completion(key: ClaimKey, outcome: dict[str, Any], *, recovering: bool = False) -> dict[str, Any]:
+    """The transaction item that marks a claim completed and recorded, keeping what happened.
+
+    When `recovering` an unrecorded claim, the write is conditional on it still being
+    unrecorded, so two redeliveries cannot both add its counters."""
+    put: dict[str, Any] = {
+        "TableName": dynamo.table(),
+        "Item": key.item_key()
+        | dynamo.to_item(
+            {"status": COMPLETED, "recorded": True, "outcome": outcome, "expiresAt": int(time.time()) + KEEP_SECONDS}
+        ),
     }
+    if recovering:
+        put["ConditionExpression"] = "recorded = :no"
+        put["ExpressionAttributeValues"] = {":no": {"BOOL": False}}
+    return {"Put": put}
+
+
+def complete_unrecorded(outcomes: dict[ClaimKey, dict[str, Any]]) -> None:
+    """Best effort after a failure between sending and recording: mark the claims completed
+    (so nobody is texted again) but unrecorded, with the outcome, for the redelivery to record."""
+    items = [
+        {
+            "PutRequest": {
+                "Item": key.item_key()
+                | dynamo.to_item(
+                    {
+                        "status": COMPLETED,
+                        "recorded": False,
+                        "outcome": outcome,
+                        "expiresAt": int(time.time()) + KEEP_SECONDS,
+                    }
+                )
+            }
+        }
+        for key, outcome in outcomes.items()
+    ]
+    for start in range(0, len(items), 25):
+        pending: dict[str, Any] = {dynamo.table(): items[start : start + 25]}
+        while pending:
+            pending = dynamo.client().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
 def _put(key: ClaimKey, now: int, lease_until: float) -> dict[str, Any]:
@@ -92,14 +129,21 @@ def _put(key: ClaimKey, now: int, lease_until: float) -> dict[str, Any]:
     }
 
 
-def _states(keys: list[ClaimKey]) -> dict[ClaimKey, str]:
+def _states(keys: list[ClaimKey]) -> tuple[dict[ClaimKey, str], dict[ClaimKey, dict[str, Any]]]:
     by_item = {(k.item_key()["pk"]["S"], k.item_key()["sk"]["S"]): k for k in keys}
     states = dict.fromkeys(keys, "busy")
+    stored: dict[ClaimKey, dict[str, Any]] = {}
     request: dict[str, Any] = {dynamo.table(): {"Keys": [k.item_key() for k in keys], "ConsistentRead": True}}
     while request:
         answer = dynamo.client().batch_get_item(RequestItems=request)
         for item in answer["Responses"].get(dynamo.table(), []):
             key = by_item[(item["pk"]["S"], item["sk"]["S"])]
-            states[key] = "done" if item.get("status", {}).get("S") == COMPLETED else "busy"
+            if item.get("status", {}).get("S") != COMPLETED:
+                continue
+            if item.get("recorded", {}).get("BOOL") is False:
+                states[key] = "unrecorded"
+                stored[key] = dynamo.from_item({"outcome": item["outcome"]})["outcome"]
+            else:
+                states[key] = "done"
         request = answer.get("UnprocessedKeys") or {}
-    return states
+    return states, stored

@@ -9,6 +9,7 @@ never added twice for one SMS.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -81,6 +82,7 @@ class _Job:
     secret: dict[str, str]
     claim: claims.ClaimKey | None = None
     outcome: Outcome | None = field(default=None)
+    recovering: bool = False
 
 
 # --- rule actions (SQS) ---------------------------------------------------------------------
@@ -119,17 +121,34 @@ def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: 
                 )
             )
     lease_until = time.time() + max(0.0, deadline - time.monotonic()) + 30
-    states = claims.claim([j.claim for j in jobs if j.claim], lease_until)
-    todo = []
+    states, stored = claims.claim([j.claim for j in jobs if j.claim], lease_until)
+    todo, recovered = [], []
     for job in jobs:
-        state = states[job.claim] if job.claim else "claimed"
+        assert job.claim is not None
+        state = states[job.claim]
         if state == "busy":
             failures[job.record_id] = ActionBusy(f"action {job.action_id} is being sent by another invocation")
         elif state == "claimed":
             todo.append(job)
+        elif state == "unrecorded":  # sent by an invocation that failed before recording it
+            job.outcome = Outcome(**stored[job.claim])
+            job.recovering = True
+            recovered.append(job)
     _run(todo, deadline)
-    _record(todo, with_fallback=True)
+    try:
+        _record(todo + recovered, with_fallback=True)
+    except Exception:
+        # Nobody may be texted twice for this failure: keep what was sent on the claims.
+        claims.complete_unrecorded({j.claim: _stored(j.outcome) for j in todo if j.claim and j.outcome})
+        raise
     return failures
+
+
+def _stored(outcome: Outcome) -> dict[str, Any]:
+    """An outcome as a claim keeps it (DynamoDB holds no floats: the latency stays out)."""
+    values = dataclasses.asdict(outcome)
+    values.pop("latency_ms")
+    return values
 
 
 # --- test sends (API) ----------------------------------------------------------------------
@@ -162,8 +181,31 @@ def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | Non
 def _run(jobs: list[_Job], deadline: float) -> None:
     if not jobs:
         return
-    for job, outcome in zip(jobs, executor().map(lambda j: _deliver(j, deadline), jobs), strict=True):
+    for job, outcome in zip(jobs, executor().map(lambda j: _deliver_safely(j, deadline), jobs), strict=True):
         job.outcome = outcome
+
+
+def _deliver_safely(job: _Job, deadline: float) -> Outcome:
+    """An unexpected error (a bug, a provider answer we cannot read) fails this SMS alone: it is
+    counted, logged and falls back to email, and not retried, since it may have been sent."""
+    try:
+        return _deliver(job, deadline)
+    except Exception as exc:
+        logger.exception("unexpected error while sending", extra={"connector_id": job.connector["id"]})
+        connector = job.connector
+        return Outcome(
+            connector_id=connector["id"],
+            tenant_id=connector["tenantId"],
+            provider=connector["provider"],
+            action_id=job.action_id,
+            to=job.to,
+            status="failed",
+            at=clock.iso(clock.now()),
+            backup_email=job.backup_email,
+            error_kind="internal",
+            error_code="internal_error",
+            error_message=f"unexpected {type(exc).__name__} while sending",
+        )
 
 
 def _deliver(job: _Job, deadline: float, sleep: Callable[[float], None] = time.sleep) -> Outcome:
@@ -258,9 +300,7 @@ def _record(jobs: list[_Job], *, with_fallback: bool) -> None:
                     }
                 )
             if job.claim:
-                items.append(
-                    claims.completion(job.claim, {"status": o.status, "messageId": o.message_id, "error": o.error})
-                )
+                items.append(claims.completion(job.claim, _stored(o), recovering=job.recovering))
         _transact(items)
     _observe([j.outcome for j in done if j.outcome])
 
