@@ -8,12 +8,13 @@ export PYTHONPATH := layers/shared:.
 export AWS_DEFAULT_REGION ?= eu-north-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test unit lint lint-template openapi bench clean
+.PHONY: help run test unit lint lint-template openapi bench soak clean
 
 help:
 	@echo "make run    - the whole service locally (moto, HTTP API, queues, provider simulators)"
 	@echo "make test   - lint and every test, from nothing"
 	@echo "make bench  - benchmarks: cold start, batch latency, AWS calls per SMS, sizes"
+	@echo "make soak   - the long fault-injection and concurrency suites"
 	@echo "make openapi - rewrite openapi.json from the code"
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
@@ -41,6 +42,10 @@ unit: $(VENV)/.installed
 
 test: lint $(VENV)/.installed
 	$(PY) -m pytest
+
+soak: $(VENV)/.installed
+	SOAK=1 $(PY) -m pytest -q -s -p no:logging tests/test_faults.py > .soak.log 2>&1; status=$$?; \
+	grep -E '"suite"|passed|failed' .soak.log; exit $$status
 
 openapi: $(VENV)/.installed
 	$(PY) scripts/openapi.py

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,37 @@ def stats_api(connectors_api: Api) -> Api:
     from devstack.handlers import load
 
     return Api(load("StatsFunction"), "tenant-a")
+
+
+@pytest.fixture
+def atomic_aws_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's in-process backends are not thread-safe (a transaction deep-copies a table while
+    other threads write it). Real DynamoDB makes each call atomic; so does this lock, and the
+    calls of concurrent invocations still interleave between calls, as they do in AWS."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.Lock()
+    original = BotocoreStubber.__call__
+
+    def one_at_a_time(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", one_at_a_time)
+
+
+@pytest.fixture
+def log_output() -> Any:
+    """What the functions' Powertools logger prints (its handler keeps the stream it was given)."""
+    import io
+    import logging
+
+    handler = logging.getLogger("sms-connector").handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)
 
 
 # --- the local stack, started once per test session -------------------------------------

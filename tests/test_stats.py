@@ -88,23 +88,6 @@ def test_sent_this_month_rolls_over_at_the_utc_month_boundary(
     assert (figures["totalSent"], figures["sentThisMonth"]) == (3, 1)
 
 
-@pytest.fixture
-def atomic_aws_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's in-process backends are not thread-safe (a transaction deep-copies a table while
-    other threads write it). Real DynamoDB makes each call atomic; so does this lock, and the
-    calls of concurrent invocations still interleave between calls, as they do in AWS."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.Lock()
-    original = BotocoreStubber.__call__
-
-    def one_at_a_time(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(BotocoreStubber, "__call__", one_at_a_time)
-
-
 def test_concurrent_batches_on_one_connector_count_exactly(
     stats_api: Api, connectors_api: Api, sim: ProviderSimulator, sender: Any, atomic_aws_calls: None
 ) -> None:
@@ -178,20 +161,6 @@ def test_another_tenant_cannot_read_stats_or_logs(stats_api: Api, connectors_api
     intruder = stats_api.as_tenant("tenant-b")
     assert intruder("GET", f"/connectors/{connector}/stats")[0] == 404
     assert intruder("GET", f"/connectors/{connector}/logs")[0] == 404
-
-
-@pytest.fixture
-def log_output() -> Any:
-    """What the functions' Powertools logger prints (its handler keeps the stream it was given)."""
-    import io
-    import logging
-
-    handler = logging.getLogger("sms-connector").handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 def test_a_failure_log_line_carries_the_fields_and_no_secrets(

@@ -1,0 +1,151 @@
+"""Fault injection over many rule actions: provider 5xx, 429 with Retry-After, connection resets
+and slow answers at a 30 % rate, malformed actions and an SES rejection. Afterwards every rule
+action has ended as a sent SMS, a sent email, a logged failure or a DLQ message; the counters
+equal what the simulator accepted; nobody got an action twice.
+
+`make test` runs a short version; `make soak` (SOAK=1) runs a few hundred actions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from typing import Any
+
+import boto3
+
+from devstack.simulators import ProviderSimulator
+from sms_connector import error_log, stats
+from tests.conftest import Api, sent_emails
+from tests.test_models import EMAIL, GUIDE_46ELKS, GUIDE_TELNYX, GUIDE_TWILIO, with_
+from tests.test_sending import make
+
+SOAK = os.environ.get("SOAK") == "1"
+ACTIONS = 300 if SOAK else 40
+TEAM = [
+    {"to": "+46710000001"},
+    {"to": "+46710000002"},
+    {"to": "+46700000002", "backupEmail": "stopped@example.com"},  # opted out: always fails, has a backup
+]
+
+
+def drain_dlq(url: str) -> list[str]:
+    sqs = boto3.client("sqs")
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return bodies
+        for m in got:
+            bodies.append(m["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_faults_lose_nothing_and_duplicate_nothing(connectors_api: Api, pipeline: Any, sim: ProviderSimulator) -> None:
+    # Given one connector per provider, and one whose backup emails SES will reject
+    verified = make(connectors_api, EMAIL)
+    unverified = make(connectors_api, with_(EMAIL, name="unverified", **{"from": "nobody@unverified.example"}))
+    connectors = [
+        make(connectors_api, with_(GUIDE_46ELKS, recipients=TEAM, emailConnectorId=verified)),
+        make(connectors_api, with_(GUIDE_TELNYX, recipients=TEAM, emailConnectorId=verified)),
+        make(connectors_api, with_(GUIDE_TWILIO, recipients=TEAM, emailConnectorId=unverified)),
+    ]
+    sim.fault_rate = 0.3
+    sim.slow_seconds = 2.0 if SOAK else 0.5
+    # When many rule actions arrive, a few of them malformed
+    malformed = 0
+    for i in range(ACTIONS):
+        if i % 20 == 7:
+            pipeline.enqueue(f'{{"connectorId": "{connectors[i % 3]}", "message": ')
+            malformed += 1
+        else:
+            pipeline.enqueue({"connectorId": connectors[i % 3], "message": f"soak {i}", "actionId": f"soak-{i}"})
+    pipeline.run()
+    sim.fault_rate = 0.0
+    # Then every action ended somewhere, once
+    valid = [i for i in range(ACTIONS) if i % 20 != 7]
+    accepted = Counter((r.fields["text"], r.fields["to"]) for r in sim.sent())
+    assert max(accepted.values()) == 1, "a recipient got an action twice"
+    logged: Counter[tuple[str, str]] = Counter()
+    fallback_failed = 0
+    for connector in connectors:
+        entries, token = error_log.page(connector, 100, None)
+        while token:
+            more, token = error_log.page(connector, 100, token)
+            entries += more
+        for e in entries:
+            if e["kind"] == "sms" and e["level"] == "error":
+                logged[(e["actionId"], e["recipient"])] += 1
+            elif e["kind"] == "email":
+                fallback_failed += 1
+    assert max(logged.values(), default=1) == 1, "a failure was logged twice"
+    emails = Counter((e.destinations["ToAddresses"][0], e.body.split("\n")[0]) for e in sent_emails())
+    assert max(emails.values(), default=1) == 1, "a fallback email went out twice"
+    from sms_connector.phone import mask
+
+    lost = []
+    for i in valid:
+        for member in TEAM:
+            sent = accepted[(f"soak {i}", member["to"])] == 1
+            failed = logged[(f"soak-{i}", mask(member["to"]))] == 1
+            if sent == failed:  # neither, or both
+                lost.append((i, member["to"], sent, failed))
+    assert lost == []
+    # Backups: every failed recipient with a backup email got it, or its rejection is logged
+    failed_with_backup = sum(1 for i in valid if logged[(f"soak-{i}", mask(TEAM[2]["to"]))])
+    assert len(emails) + fallback_failed == failed_with_backup
+    assert fallback_failed == sum(1 for i in valid if i % 3 == 2)  # the unverified sender's share
+    # Counters equal what the simulator accepted, and the failures logged
+    figures = [stats.read(c) for c in connectors]
+    assert sum(f["totalSent"] for f in figures) == sum(accepted.values())
+    assert sum(f["totalFails"] for f in figures) == sum(logged.values())
+    assert sum(f["fallbackEmailsSent"] for f in figures) == len(emails)
+    dead = drain_dlq(pipeline.send_dlq)
+    assert len(dead) == malformed and drain_dlq(pipeline.fallback_dlq) == []
+    faults = sum(1 for r in sim.received() if r.status not in (200, 201) and r.fields.get("to") != TEAM[2]["to"])
+    print(
+        json.dumps(
+            {
+                "suite": "faults",
+                "actions": ACTIONS,
+                "malformed": malformed,
+                "smsAttempts": len(sim.received()),
+                "faultsInjected": faults,
+                "sent": sum(accepted.values()),
+                "failedLogged": sum(logged.values()),
+                "fallbackEmails": len(emails),
+                "fallbackRejected": fallback_failed,
+                "deadLetters": len(dead),
+                "lost": len(lost),
+                "duplicated": 0,
+            }
+        )
+    )
+
+
+def test_a_thousand_parallel_sends_count_exactly(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, atomic_aws_calls: None
+) -> None:
+    team = [{"to": f"+4671000{i:04d}"} for i in range(10)]
+    connector = make(connectors_api, with_(GUIDE_46ELKS, recipients=team))
+    workers, batches = (10, 1) if SOAK else (2, 1)  # x 10 actions x 10 recipients: 1,000 or 200 sends
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for b in range(batches):
+                assert sender(*[{"connectorId": connector, "message": f"{n}-{b}-{i}"} for i in range(10)]) == []
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    expected = workers * batches * 10 * len(team)
+    assert stats.read(connector)["totalSent"] == expected == len(sim.sent())
+    print(json.dumps({"suite": "parallel", "workers": workers, "sends": expected, "counted": expected}))
