@@ -95,6 +95,7 @@ class Received:
     fields: dict[str, Any]
     status: int = 0
     message_id: str | None = None
+    answer: str = "ok"  # the scripted, magic or random answer it got ("ok" or a failure kind)
     at: float = field(default_factory=time.time)
 
 
@@ -108,8 +109,9 @@ class ProviderSimulator:
         self._scripts: dict[str, list[Answer]] = {p: [] for p in PROVIDERS}
         self.latency = 0.0
         self.fault_rate = 0.0
-        self.fault_kinds: tuple[str, ...] = ("server_error", "rate_limited", "reset", "slow")
+        self.fault_kinds: tuple[str, ...] = ("server_error", "rate_limited", "reset", "slow", "timeout")
         self.slow_seconds = 2.0
+        self.timeout_seconds = 12.0  # longer than the client waits: it gives up, nothing is sent
         self._random = random.Random(7)
         simulator = self
 
@@ -189,6 +191,8 @@ class ProviderSimulator:
             return Answer(MAGIC[to])
         if kind == "slow":
             return Answer("ok", delay=self.slow_seconds)
+        if kind == "timeout":
+            return Answer("reset", delay=self.timeout_seconds)
         if kind:
             return Answer(kind, retry_after=1 if kind == "rate_limited" else None)
         return Answer("ok")
@@ -279,6 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
         received = Received(provider, "POST", path, {k.lower(): v for k, v in self.headers.items()}, body, fields)
         self.sim._record(received)
         answer = self.sim._next_answer(provider, str(fields.get("to", "")))
+        received.answer = (
+            {"reset": "timeout", "ok": "slow"}.get(answer.kind, answer.kind) if answer.delay else answer.kind
+        )
         delay = answer.delay or self.sim.latency
         if delay:
             time.sleep(delay)

@@ -52,6 +52,8 @@ def create_tables() -> resources.Stack:
 @pytest.fixture
 def stack() -> Iterator[resources.Stack]:
     """A fresh moto account with the template's resources; cached clients and caches reset."""
+    from sms_connector.providers import base
+
     with mock_aws():
         aws.reset()
         config.reset()
@@ -60,6 +62,7 @@ def stack() -> Iterator[resources.Stack]:
         aws.reset()
         config.reset()
         credentials.forget()
+        base.reset()  # a test may have changed the provider timeouts
 
 
 @pytest.fixture

@@ -20,6 +20,9 @@ class Settings(BaseModel):
     telnyx_api_url: str = Field(default="https://api.telnyx.com", alias="TELNYX_API_URL")
     twilio_api_url: str = Field(default="https://api.twilio.com", alias="TWILIO_API_URL")
     # Enough for a full batch (10 actions x 3 recipients) in about one provider round trip.
+    # Seconds to wait for a provider's answer; a timeout is retried (providers.md 5.3 explains
+    # the duplicate risk, which is why it is generous).
+    provider_read_timeout: float = Field(default=10.0, gt=0, le=60, alias="PROVIDER_READ_TIMEOUT")
     send_concurrency: int = Field(default=32, ge=1, le=64, alias="SEND_CONCURRENCY")
 
 

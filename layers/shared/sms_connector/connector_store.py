@@ -29,8 +29,8 @@ def _key(connector_id: str) -> dict[str, Any]:
     return {"pk": {"S": pk(connector_id)}, "sk": {"S": CONFIG}}
 
 
-def put_new(record: dict[str, Any]) -> None:
-    item = dynamo.to_item(
+def _item(record: dict[str, Any]) -> dict[str, Any]:
+    return dynamo.to_item(
         {
             "pk": pk(record["id"]),
             "sk": CONFIG,
@@ -39,20 +39,16 @@ def put_new(record: dict[str, Any]) -> None:
             **record,
         }
     )
+
+
+def put_new(record: dict[str, Any]) -> None:
+    item = _item(record)
     dynamo.client().put_item(TableName=dynamo.table(), Item=item, ConditionExpression="attribute_not_exists(pk)")
 
 
 def replace(record: dict[str, Any]) -> bool:
     """Overwrite an existing connector of the same tenant; False if it is gone."""
-    item = dynamo.to_item(
-        {
-            "pk": pk(record["id"]),
-            "sk": CONFIG,
-            "gsi1pk": tenant_pk(record["tenantId"]),
-            "gsi1sk": f"{record['createdAt']}#{record['id']}",
-            **record,
-        }
-    )
+    item = _item(record)
     try:
         dynamo.client().put_item(
             TableName=dynamo.table(),

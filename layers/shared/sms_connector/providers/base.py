@@ -14,7 +14,6 @@ from ..config import settings
 # is wrong (credentials, sender, account); permanent too, and worth an operator's attention.
 Kind = Literal["retry", "permanent", "config"]
 
-TIMEOUT = urllib3.Timeout(connect=3.0, read=10.0)
 _pool: urllib3.PoolManager | None = None
 
 
@@ -23,8 +22,15 @@ def pool() -> urllib3.PoolManager:
     global _pool
     if _pool is None:
         size = settings().send_concurrency
-        _pool = urllib3.PoolManager(num_pools=8, maxsize=size, timeout=TIMEOUT, retries=False)
+        timeout = urllib3.Timeout(connect=3.0, read=settings().provider_read_timeout)
+        _pool = urllib3.PoolManager(num_pools=8, maxsize=size, timeout=timeout, retries=False)
     return _pool
+
+
+def reset() -> None:
+    """Forget the pool (tests change timeouts between cases)."""
+    global _pool
+    _pool = None
 
 
 @dataclass(frozen=True)
