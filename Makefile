@@ -45,7 +45,7 @@ test: lint $(VENV)/.installed
 
 soak: $(VENV)/.installed
 	SOAK=1 $(PY) -m pytest -q -s -p no:logging tests/test_faults.py > .soak.log 2>&1; status=$$?; \
-	grep -E '"suite"|passed|failed' .soak.log; exit $$status
+	grep -E '^\{"suite"|^[0-9]+ (passed|failed)' .soak.log; exit $$status
 
 openapi: $(VENV)/.installed
 	$(PY) scripts/openapi.py

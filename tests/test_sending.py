@@ -320,3 +320,13 @@ def test_an_unexpected_error_in_one_send_fails_that_sms_alone(
     figures = stats.read(connector)
     assert (figures["totalSent"], figures["totalFails"]) == (1, 1)
     assert log_entries(connector)[0]["errorCode"] == "internal_error"
+
+
+def test_the_same_action_twice_in_one_batch_texts_once(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any
+) -> None:
+    connector = make(connectors_api, with_(GUIDE_46ELKS, recipients=[{"to": "+46710000001"}, {"to": "+46710000002"}]))
+    body = {"connectorId": connector, "message": "Alarm", "actionId": "twice"}
+    assert sender(body, body, message_ids=["m1", "m2"]) == []
+    assert len(sim.sent()) == 2
+    assert stats.read(connector)["totalSent"] == 2

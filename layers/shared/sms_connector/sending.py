@@ -93,6 +93,9 @@ def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: 
     failures: dict[str, Exception] = {}
     connectors = connector_store.get_many({a.connectorId for _, _, a in actions})
     jobs: list[_Job] = []
+    # The same rule action twice in one batch (the rule engine retried, or SQS delivered twice):
+    # one send per recipient, and every record carrying it shares its fate.
+    sharers: dict[claims.ClaimKey, list[str]] = {}
     for record_id, action_id, action in actions:
         connector = connectors.get(action.connectorId)
         if (
@@ -108,6 +111,11 @@ def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: 
             failures[record_id] = exc
             continue
         for recipient in connector["recipients"]:
+            key = claims.ClaimKey(connector["id"], action_id, recipient["to"])
+            if key in sharers:
+                sharers[key].append(record_id)
+                continue
+            sharers[key] = [record_id]
             jobs.append(
                 _Job(
                     record_id,
@@ -117,7 +125,7 @@ def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: 
                     recipient.get("backupEmail"),
                     action.message,
                     secret,
-                    claims.ClaimKey(connector["id"], action_id, recipient["to"]),
+                    key,
                 )
             )
     lease_until = time.time() + max(0.0, deadline - time.monotonic()) + 30
@@ -127,7 +135,8 @@ def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: 
         assert job.claim is not None
         state = states[job.claim]
         if state == "busy":
-            failures[job.record_id] = ActionBusy(f"action {job.action_id} is being sent by another invocation")
+            for record_id in sharers[job.claim]:
+                failures[record_id] = ActionBusy(f"action {job.action_id} is being sent by another invocation")
         elif state == "claimed":
             todo.append(job)
         elif state == "unrecorded":  # sent by an invocation that failed before recording it
