@@ -33,6 +33,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed lint-template
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 lint-template: $(TOOLS)/.installed
 	$(TOOLS)/bin/cfn-lint --regions $(AWS_DEFAULT_REGION) -- template.yaml

@@ -82,7 +82,7 @@ class ApiServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> ApiServer:
         threading.Thread(target=self._server.serve_forever, name="api", daemon=True).start()

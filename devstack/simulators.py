@@ -127,7 +127,7 @@ class ProviderSimulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> ProviderSimulator:
         self._thread = threading.Thread(target=self._server.serve_forever, name="provider-sim", daemon=True)

@@ -186,11 +186,12 @@ class LocalStack:
         import urllib3
 
         assert self.api
+        api_url = self.api.url
         http = urllib3.PoolManager(timeout=10)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
         def create(body: dict[str, Any]) -> str:
-            answer = http.request("POST", f"{self.api.url}/connectors", body=json.dumps(body), headers=headers)
+            answer = http.request("POST", f"{api_url}/connectors", body=json.dumps(body), headers=headers)
             if answer.status != 201:
                 raise RuntimeError(f"seeding failed: {answer.status} {answer.data[:300]!r}")
             return str(json.loads(answer.data)["id"])

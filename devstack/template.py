@@ -32,7 +32,7 @@ def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> _Tag:
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return _Tag(suffix, value)
 
 

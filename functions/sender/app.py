@@ -10,5 +10,5 @@ logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> Any:
     return handle_batch(event, context)

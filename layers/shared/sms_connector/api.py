@@ -11,7 +11,7 @@ import binascii
 import json
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.router import Router
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import BaseModel
 
 from .config import settings
@@ -113,8 +114,8 @@ def _register_errors(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(InvalidField)
     def _invalid_field(exc: InvalidField) -> Response:
-        loc = [exc.location, *exc.field.replace("[", ".").replace("]", "").split(".")]
-        loc = [int(p) if isinstance(p, str) and p.isdigit() else p for p in loc]
+        parts = [exc.location, *exc.field.replace("[", ".").replace("]", "").split(".")]
+        loc: list[str | int] = [int(p) if p.isdigit() else p for p in parts]
         return _validation_failed([{"loc": loc, "msg": exc.message, "type": "value_error"}])
 
     @app.exception_handler(RequestUnsupportedContentType)
@@ -185,7 +186,8 @@ def _openapi_options() -> dict[str, Any]:
 def tenant_of(app: APIGatewayHttpResolver | Router) -> str:
     """The caller's tenant: the JWT claim named by TENANT_CLAIM (checked by the authorizer)."""
     claim = settings().tenant_claim
-    authorizer = app.current_event.request_context.authorizer
+    event = cast(APIGatewayProxyEventV2, app.current_event)
+    authorizer = event.request_context.authorizer
     claims = (authorizer.jwt_claim if authorizer else None) or {}
     tenant = claims.get(claim)
     if not isinstance(tenant, str) or not tenant.strip():

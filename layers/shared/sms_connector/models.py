@@ -163,15 +163,15 @@ class TwilioConnector(_SmsFields):
 
 
 class Elks46ConnectorUpdate(Elks46Connector):
-    credentials: Elks46CredentialsUpdate | None = None
+    credentials: Elks46CredentialsUpdate | None = None  # type: ignore[assignment]  # a PUT may leave them out
 
 
 class TelnyxConnectorUpdate(TelnyxConnector):
-    credentials: TelnyxCredentialsUpdate | None = None
+    credentials: TelnyxCredentialsUpdate | None = None  # type: ignore[assignment]  # a PUT may leave them out
 
 
 class TwilioConnectorUpdate(TwilioConnector):
-    credentials: TwilioCredentialsUpdate | None = None
+    credentials: TwilioCredentialsUpdate | None = None  # type: ignore[assignment]  # a PUT may leave them out
 
 
 class EmailConnector(Strict):

@@ -32,7 +32,7 @@ def normalise_e164(value: str) -> str:
         number = phonenumbers.parse(compact, None)
     except phonenumbers.NumberParseException:
         raise ValueError(f"is not a phone number; expected E.164, like {EXAMPLE}") from None
-    if phonenumbers.region_code_for_country_code(number.country_code) == "ZZ":
+    if phonenumbers.region_code_for_country_code(number.country_code or 0) == "ZZ":
         raise ValueError(f"has no known country code (+{number.country_code}); expected E.164, like {EXAMPLE}")
     if not phonenumbers.is_possible_number(number):
         raise ValueError(f"has a length that is not possible for country code +{number.country_code}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
@@ -18,7 +19,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 SAFETY_SECONDS = 3.0  # left at the end of the invocation for recording what happened
 
 
-def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handle_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     """Sends the whole batch at once (concurrently), then lets Powertools build the partial
     batch response from each record's result: a malformed or unknown-connector record fails
     alone and goes back to the queue (and, after maxReceiveCount, to the DLQ)."""
@@ -37,9 +38,9 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         actions.append((message_id, action.actionId or message_id, action))
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
     failures |= send_rule_actions(actions, deadline)
-    for message_id, exc in failures.items():
-        if not isinstance(exc, ValidationError):
-            logger.warning("rule action not done", extra={"message_id": message_id, "reason": str(exc)})
+    for message_id, failure in failures.items():
+        if not isinstance(failure, ValidationError):
+            logger.warning("rule action not done", extra={"message_id": message_id, "reason": str(failure)})
 
     def result_of(record: SQSRecord) -> None:
         if record.message_id in failures:

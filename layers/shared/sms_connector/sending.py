@@ -14,6 +14,7 @@ import json
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -419,4 +420,7 @@ def _observe(outcomes: list[Outcome]) -> None:
         for o in mine:
             if o.latency_ms is not None:
                 metrics.add_metric(name="ProviderLatency", unit=MetricUnit.Milliseconds, value=o.latency_ms)
-        metrics.flush_metrics()
+        with warnings.catch_warnings():
+            # At 100 values Powertools publishes by itself; an empty remainder is not worth a warning.
+            warnings.simplefilter("ignore", UserWarning)
+            metrics.flush_metrics()
