@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -202,39 +202,37 @@ def _deliver_safely(job: _Job, deadline: float) -> Outcome:
         return _deliver(job, deadline)
     except Exception as exc:
         logger.exception("unexpected error while sending", extra={"connector_id": job.connector["id"]})
-        connector = job.connector
-        return Outcome(
-            connector_id=connector["id"],
-            tenant_id=connector["tenantId"],
-            provider=connector["provider"],
-            action_id=job.action_id,
-            to=job.to,
-            status="failed",
-            at=clock.iso(clock.now()),
-            backup_email=job.backup_email,
+        return _outcome(
+            job,
+            "failed",
             error_kind="internal",
             error_code="internal_error",
             error_message=f"unexpected {type(exc).__name__} while sending",
         )
 
 
-def _deliver(job: _Job, deadline: float, sleep: Callable[[float], None] = time.sleep) -> Outcome:
+def _outcome(job: _Job, status: str, **details: Any) -> Outcome:
+    connector = job.connector
+    return Outcome(
+        connector_id=connector["id"],
+        tenant_id=connector["tenantId"],
+        provider=connector["provider"],
+        action_id=job.action_id,
+        to=job.to,
+        status=status,
+        at=clock.iso(clock.now()),
+        backup_email=job.backup_email,
+        **details,
+    )
+
+
+def _deliver(job: _Job, deadline: float) -> Outcome:
     """Send one SMS with retries for retry-safe errors, within the invocation's time."""
     connector = job.connector
     provider = connector["provider"]
 
-    def outcome(status: str, **kw: Any) -> Outcome:
-        return Outcome(
-            connector_id=connector["id"],
-            tenant_id=connector["tenantId"],
-            provider=provider,
-            action_id=job.action_id,
-            to=job.to,
-            status=status,
-            at=clock.iso(clock.now()),
-            backup_email=job.backup_email,
-            **kw,
-        )
+    def outcome(status: str, **details: Any) -> Outcome:
+        return _outcome(job, status, **details)
 
     too_long = too_long_for(provider, job.text)
     if too_long:
@@ -259,7 +257,7 @@ def _deliver(job: _Job, deadline: float, sleep: Callable[[float], None] = time.s
             if time.monotonic() + pause + ATTEMPT_BUDGET > deadline:
                 last = ProviderError(exc.kind, exc.code, f"{exc.message} (no time left to retry)", status=exc.status)
                 break
-            sleep(pause)
+            time.sleep(pause)
             continue
         latency = (time.monotonic() - started) * 1000
         return outcome(
