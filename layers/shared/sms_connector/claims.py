@@ -110,10 +110,7 @@ def complete_unrecorded(outcomes: dict[ClaimKey, dict[str, Any]]) -> None:
         }
         for key, outcome in outcomes.items()
     ]
-    for start in range(0, len(items), 25):
-        pending: dict[str, Any] = {dynamo.table(): items[start : start + 25]}
-        while pending:
-            pending = dynamo.client().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    dynamo.batch_write(items)
 
 
 def _put(key: ClaimKey, now: int, lease_until: float) -> dict[str, Any]:
@@ -133,17 +130,13 @@ def _states(keys: list[ClaimKey]) -> tuple[dict[ClaimKey, str], dict[ClaimKey, d
     by_item = {(k.item_key()["pk"]["S"], k.item_key()["sk"]["S"]): k for k in keys}
     states = dict.fromkeys(keys, "busy")
     stored: dict[ClaimKey, dict[str, Any]] = {}
-    request: dict[str, Any] = {dynamo.table(): {"Keys": [k.item_key() for k in keys], "ConsistentRead": True}}
-    while request:
-        answer = dynamo.client().batch_get_item(RequestItems=request)
-        for item in answer["Responses"].get(dynamo.table(), []):
-            key = by_item[(item["pk"]["S"], item["sk"]["S"])]
-            if item.get("status", {}).get("S") != COMPLETED:
-                continue
-            if item.get("recorded", {}).get("BOOL") is False:
-                states[key] = "unrecorded"
-                stored[key] = dynamo.from_item({"outcome": item["outcome"]})["outcome"]
-            else:
-                states[key] = "done"
-        request = answer.get("UnprocessedKeys") or {}
+    for item in dynamo.batch_get([k.item_key() for k in keys], consistent=True):
+        key = by_item[(item["pk"]["S"], item["sk"]["S"])]
+        if item.get("status", {}).get("S") != COMPLETED:
+            continue
+        if item.get("recorded", {}).get("BOOL") is False:
+            states[key] = "unrecorded"
+            stored[key] = dynamo.from_item({"outcome": item["outcome"]})["outcome"]
+        else:
+            states[key] = "done"
     return states, stored

@@ -68,18 +68,8 @@ def get(connector_id: str) -> dict[str, Any] | None:
 
 def get_many(connector_ids: set[str]) -> dict[str, dict[str, Any]]:
     """Read several connectors in as few calls as DynamoDB allows (100 keys a call)."""
-    found: dict[str, dict[str, Any]] = {}
-    ids = sorted(connector_ids)
-    for start in range(0, len(ids), 100):
-        keys: list[dict[str, Any]] = [_key(i) for i in ids[start : start + 100]]
-        request: dict[str, Any] = {dynamo.table(): {"Keys": keys}}
-        while request:
-            answer = dynamo.client().batch_get_item(RequestItems=request)
-            for item in answer["Responses"].get(dynamo.table(), []):
-                record = _record(item)
-                found[record["id"]] = record
-            request = answer.get("UnprocessedKeys") or {}
-    return found
+    records = (_record(item) for item in dynamo.batch_get([_key(i) for i in sorted(connector_ids)]))
+    return {record["id"]: record for record in records}
 
 
 def list_for_tenant(
@@ -126,11 +116,7 @@ def delete_partition(connector_id: str) -> None:
         query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
     # The CONFIG item goes last, so a failure half-way leaves a connector that can be deleted again.
     keys.sort(key=lambda k: k["sk"]["S"] == CONFIG)
-    for start in range(0, len(keys), 25):
-        requests = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
-        pending: dict[str, Any] = {dynamo.table(): requests}
-        while pending:
-            pending = dynamo.client().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    dynamo.batch_write([{"DeleteRequest": {"Key": k}} for k in keys])
 
 
 _INTERNAL = ("pk", "sk", "gsi1pk", "gsi1sk")

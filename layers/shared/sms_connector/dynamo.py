@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -23,6 +24,36 @@ def client() -> Any:
 
 def table() -> str:
     return settings().table_name
+
+
+def batch_get(keys: list[dict[str, Any]], *, consistent: bool = False) -> list[dict[str, Any]]:
+    """Every item of `keys` that exists: 100 keys a call, unprocessed keys asked again."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {table(): {"Keys": keys[start : start + 100], "ConsistentRead": consistent}}
+        for attempt in range(20):
+            answer = client().batch_get_item(RequestItems=request)
+            found.extend(answer["Responses"].get(table(), []))
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))  # DynamoDB's advice: back off before asking again
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed after 20 tries")
+    return found
+
+
+def batch_write(requests: list[dict[str, Any]]) -> None:
+    """Write `requests` (PutRequest / DeleteRequest): 25 a call, unprocessed ones sent again."""
+    for start in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table(): requests[start : start + 25]}
+        for attempt in range(20):
+            pending = client().batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        else:
+            raise RuntimeError("DynamoDB left writes unprocessed after 20 tries")
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .errors import InvalidField, NotFound
 from .outcomes import Outcome
 from .phone import mask
 from .providers import ADAPTERS, ProviderError
+from .providers.base import attempt_budget
 from .segments import too_long_for
 from .text import Message
 
@@ -38,8 +39,6 @@ logger = Logger()
 MAX_ATTEMPTS = 4
 BACKOFF_BASE = 0.25  # seconds; full jitter over base * 2**attempt
 BACKOFF_CAP = 8.0
-# Time one more attempt may take (connect + read timeouts); no retry starts without it.
-ATTEMPT_BUDGET = 13.0
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -254,7 +253,8 @@ def _deliver(job: _Job, deadline: float) -> Outcome:
                 if exc.retry_after is not None
                 else random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
             )
-            if time.monotonic() + pause + ATTEMPT_BUDGET > deadline:
+            # No retry starts without the time a whole attempt may take.
+            if time.monotonic() + pause + attempt_budget() > deadline:
                 last = ProviderError(exc.kind, exc.code, f"{exc.message} (no time left to retry)", status=exc.status)
                 break
             time.sleep(pause)

@@ -14,7 +14,13 @@ from ..config import settings
 # is wrong (credentials, sender, account); permanent too, and worth an operator's attention.
 Kind = Literal["retry", "permanent", "config"]
 
+CONNECT_TIMEOUT = 3.0
 _pool: urllib3.PoolManager | None = None
+
+
+def attempt_budget() -> float:
+    """The longest one provider call may take: connect plus read timeout."""
+    return CONNECT_TIMEOUT + settings().provider_read_timeout
 
 
 def pool() -> urllib3.PoolManager:
@@ -22,7 +28,7 @@ def pool() -> urllib3.PoolManager:
     global _pool
     if _pool is None:
         size = settings().send_concurrency
-        timeout = urllib3.Timeout(connect=3.0, read=settings().provider_read_timeout)
+        timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=settings().provider_read_timeout)
         _pool = urllib3.PoolManager(num_pools=8, maxsize=size, timeout=timeout, retries=False)
     return _pool
 
