@@ -236,30 +236,19 @@ def stats_read(repeats: int) -> list[Row]:
         from devstack.apigw import http_event
         from devstack.handlers import load
         from devstack.lambda_context import LambdaContext
-        from sms_connector import clock, sending, stats
-        from sms_connector.outcomes import Outcome
+        from sms_connector import clock, dynamo, stats
 
         connector = _create_connector(1)
         handler = load("StatsFunction")
 
         def record(n: int) -> None:  # through the counters' own transaction items
             now = clock.iso(clock.now())
-            outcomes = [
-                Outcome(
-                    connector,
-                    "t",
-                    "twilio",
-                    f"a{i}",
-                    "+46710000000",
-                    "sent" if i % 10 else "failed",
-                    now,
-                    error_code="21211",
-                    error_message="x",
-                )
-                for i in range(n)
+            deltas = [
+                stats.Delta(at=now, sent=int(bool(i % 10)), fails=int(not i % 10), last_error="x") for i in range(n)
             ]
             for start in range(0, n, 500):
-                sending._transact(stats.counter_updates(outcomes[start : start + 500]))
+                items = stats.updates(connector, deltas[start : start + 500])
+                dynamo.client().transact_write_items(TransactItems=items)
 
         def read() -> tuple[float, int, dict[str, Any]]:
             times, calls = [], []
@@ -376,6 +365,7 @@ def twilio_vs_sdk(runs: int, requests: int) -> list[Row]:
         os.environ["TWILIO_API_URL"] = url
         sys.path.insert(0, str(LAYER))
         from sms_connector import config
+        from sms_connector.providers.base import Outbound
         from sms_connector.providers.twilio import Twilio
 
         config.reset()
@@ -386,7 +376,8 @@ def twilio_vs_sdk(runs: int, requests: int) -> list[Row]:
         client.api.base_url = url
 
         def ours_send() -> None:
-            ours.send({"accountSid": sid, "authToken": token}, "+46700000000", "+46710000001", "bench")
+            sms = Outbound("+46700000000", "+46710000001", "bench", "b" * 32)
+            ours.send({"accountSid": sid, "authToken": token}, sms)
 
         def sdk_send() -> None:
             client.messages.create(to="+46710000001", from_="+46700000000", body="bench")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import boto3
+import pytest
 
 from devstack.handlers import load
 from devstack.lambda_context import LambdaContext
@@ -34,7 +37,7 @@ def test_failed_recipients_with_backup_get_exactly_one_email(
     assert email.source == "alerts@example.com"
     assert "could not be delivered" in email.subject and "Boiler room" in email.subject
     assert email.body.startswith("Boiler pressure low\n")
-    assert "+46700000002" in email.body and "opted out" in email.body
+    assert "+46 *******02" in email.body and "opted out" in email.body and "+46700000002" not in email.body
     figures = stats.read(connector)
     assert (figures["totalSent"], figures["totalFails"]) == (1, 2)
     assert (figures["fallbackEmailsSent"], figures["fallbackEmailsFailed"]) == (1, 0)
@@ -50,21 +53,17 @@ def test_a_successful_sms_sends_no_email(connectors_api: Api, pipeline: Any) -> 
     assert sent_emails() == []
 
 
-def fallback_body(connector: str, **changes: Any) -> dict[str, Any]:
-    return {
-        "fallbackId": f"{connector}:act-1:+46700000002",
-        "connectorId": connector,
-        "tenantId": "tenant-a",
-        "actionId": "act-1",
-        "to": "+46700000002",
-        "backupEmail": "someone@example.com",
-        "message": "Flood in cellar",
-        "provider": "telnyx",
-        "errorCode": "40300",
-        "errorKind": "permanent",
-        "reason": "Blocked due to STOP message",
-        "failedAt": "2026-11-25T10:00:00.000Z",
-    } | changes
+def failed_sms_with_backup(connectors_api: Api, sender: Any, *, email: dict[str, Any] = EMAIL) -> tuple[str, str]:
+    """A real failed SMS (opted out) with a backup email: answers its connector and the
+    fallback queue message the sender queued for it."""
+    make(connectors_api, email)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, name="Cellar", recipients=[TEAM[0]]))
+    assert sender({"connectorId": connector, "message": "Flood in cellar", "actionId": "act-1"}) == []
+    sqs = boto3.client("sqs")
+    url = os.environ["FALLBACK_QUEUE_URL"]
+    [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return connector, message["Body"]
 
 
 def invoke_fallback(*bodies: Any, message_ids: list[str]) -> list[str]:
@@ -73,40 +72,68 @@ def invoke_fallback(*bodies: Any, message_ids: list[str]) -> list[str]:
     return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
 
 
-def test_a_redelivered_fallback_sends_no_second_email(connectors_api: Api, ses_identity: str) -> None:
-    make(connectors_api, EMAIL)
-    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
-    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []
-    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []  # SQS redelivery
+def test_a_redelivered_fallback_sends_no_second_email(connectors_api: Api, sender: Any, ses_identity: str) -> None:
+    connector, body = failed_sms_with_backup(connectors_api, sender)
+    assert invoke_fallback(body, message_ids=["f1"]) == []
+    assert invoke_fallback(body, message_ids=["f1"]) == []  # SQS redelivery
+    assert invoke_fallback(body, message_ids=["f2"]) == []  # the same email queued twice
+    [email] = sent_emails()
+    assert email.destinations["ToAddresses"] == ["opted.out@example.com"] and "+46 *******02" in email.body
+    assert "+46700000002" not in email.body
+    assert stats.read(connector)["fallbackEmailsSent"] == 1
+
+
+def test_a_failed_count_after_ses_accepted_sends_no_second_email(
+    connectors_api: Api, sender: Any, ses_identity: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SES accepted the email, then counting it failed: the redelivery counts it, once, and
+    sends nothing again."""
+    from sms_connector import fallback
+
+    connector, body = failed_sms_with_backup(connectors_api, sender)
+    real = fallback.sms_record.commit
+
+    def counting_fails(writes: Any) -> Any:
+        if any(w.delta and w.delta.fallback_sent for w in writes):
+            return list(writes)  # the count is not written
+        return real(writes)
+
+    monkeypatch.setattr(fallback.sms_record, "commit", counting_fails)
+    assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]  # comes back
+    assert len(sent_emails()) == 1 and stats.read(connector)["fallbackEmailsSent"] == 0
+    monkeypatch.setattr(fallback.sms_record, "commit", real)
+    assert invoke_fallback(body, message_ids=["f1"]) == []
+    assert invoke_fallback(body, message_ids=["f1"]) == []
     assert len(sent_emails()) == 1
     assert stats.read(connector)["fallbackEmailsSent"] == 1
 
 
-def test_an_ses_rejection_is_logged_and_not_retried(connectors_api: Api, stack: Any) -> None:
+def test_an_ses_rejection_is_logged_and_not_retried(connectors_api: Api, sender: Any) -> None:
     # Given an email connector whose sender SES has not verified
-    make(connectors_api, EMAIL)
-    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
+    connector, body = failed_sms_with_backup(connectors_api, sender)
     # When the fallback is handled / Then the record succeeds (no loop), and the failure is on the connector
-    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []
+    assert invoke_fallback(body, message_ids=["f1"]) == []
     assert sent_emails() == []
-    [entry] = log_entries(connector)
-    assert entry["errorCode"] == "MessageRejected" and entry["kind"] == "email"
-    assert "s***@example.com" in entry["message"]
+    email_entries = [e for e in log_entries(connector) if e["kind"] == "email"]
+    [entry] = email_entries
+    assert entry["errorCode"] == "MessageRejected"
+    assert "o***@example.com" in entry["message"]
     figures = stats.read(connector)
     assert figures["fallbackEmailsFailed"] == 1 and "MessageRejected" in figures["lastError"]["message"]
+    assert invoke_fallback(body, message_ids=["f1"]) == []  # a redelivery changes nothing
+    assert stats.read(connector)["fallbackEmailsFailed"] == 1
 
 
-def test_a_deleted_email_connector_is_a_logged_error(connectors_api: Api, ses_identity: str) -> None:
-    email = make(connectors_api, EMAIL)
-    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
+def test_a_deleted_email_connector_is_a_logged_error(connectors_api: Api, sender: Any, ses_identity: str) -> None:
+    connector, body = failed_sms_with_backup(connectors_api, sender)
+    [email] = [c["id"] for c in connectors_api("GET", "/connectors", query={"type": "email"})[1]["items"]]
     assert connectors_api("DELETE", f"/connectors/{email}")[0] == 204
-    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []
+    assert invoke_fallback(body, message_ids=["f1"]) == []
     assert log_entries(connector)[0]["errorCode"] == "no_email_connector"
 
 
-def test_ses_throttling_is_retried_through_the_queue(connectors_api: Api, ses_identity: str) -> None:
-    make(connectors_api, EMAIL)
-    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
+def test_ses_throttling_is_retried_through_the_queue(connectors_api: Api, sender: Any, ses_identity: str) -> None:
+    connector, body = failed_sms_with_backup(connectors_api, sender)
     calls = []
 
     class Throttled:
@@ -120,20 +147,34 @@ def test_ses_throttling_is_retried_through_the_queue(connectors_api: Api, ses_id
     ses = aws.client("sesv2")
     ses.meta.events.register("before-call.sesv2.SendEmail", throttle)
     try:
-        assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == ["f1"]
+        assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]
     finally:
         ses.meta.events.unregister("before-call.sesv2.SendEmail", throttle)
-    assert calls and sent_emails() == [] and log_entries(connector) == []
-    # When SQS brings it back and SES has recovered / Then it is sent (the failed try left no idempotency record)
-    assert invoke_fallback(fallback_body(connector), message_ids=["f1"]) == []
+    assert calls and sent_emails() == [] and [e for e in log_entries(connector) if e["kind"] == "email"] == []
+    # When SQS brings it back and SES has recovered / Then it is sent (the failed try released its claim)
+    assert invoke_fallback(body, message_ids=["f1"]) == []
     assert len(sent_emails()) == 1
 
 
-def test_a_malformed_fallback_message_fails_alone(connectors_api: Api, ses_identity: str) -> None:
-    make(connectors_api, EMAIL)
-    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[TEAM[0]]))
-    failed = invoke_fallback("{nope", fallback_body(connector), message_ids=["bad", "good"])
+def test_a_malformed_fallback_message_fails_alone(connectors_api: Api, sender: Any, ses_identity: str) -> None:
+    _, body = failed_sms_with_backup(connectors_api, sender)
+    failed = invoke_fallback("{nope", body, message_ids=["bad", "good"])
     assert failed == ["bad"] and len(sent_emails()) == 1
+
+
+def test_a_message_for_an_sms_that_owes_no_email_yet_comes_back(
+    connectors_api: Api, sender: Any, ses_identity: str
+) -> None:
+    """Queued before the SMS's state change was committed: the email waits for it."""
+    _connector, body = failed_sms_with_backup(connectors_api, sender)
+    message = json.loads(body)
+    early = json.dumps(message | {"smsId": "0" * 32})  # an SMS whose record is not written (yet)
+    boto3.client("dynamodb").put_item(
+        TableName=os.environ["TABLE_NAME"],
+        Item={"pk": {"S": "SMS#" + "0" * 32}, "sk": {"S": "SMS"}, "state": {"S": "CLAIMED"}},
+    )
+    assert invoke_fallback(early, message_ids=["e1"]) == ["e1"]
+    assert sent_emails() == []
 
 
 def test_every_rule_action_ends_somewhere(connectors_api: Api, pipeline: Any, sim: ProviderSimulator) -> None:

@@ -94,7 +94,7 @@ def test_faults_lose_nothing_and_duplicate_nothing(
     assert max(logged.values(), default=1) == 1, "a failure was logged twice"
     emails = Counter((e.destinations["ToAddresses"][0], e.body.split("\n")[0]) for e in sent_emails())
     assert max(emails.values(), default=1) == 1, "a fallback email went out twice"
-    from sms_connector.phone import mask
+    from sms_connector.masking import number as mask
 
     lost = []
     for i in valid:

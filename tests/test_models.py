@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from sms_connector.masking import number as mask
 from sms_connector.models import ConnectorIn, ConnectorUpdate
-from sms_connector.phone import mask, normalise_e164
+from sms_connector.phone import normalise_e164
 
 CONNECTOR = TypeAdapter(ConnectorIn)
 UPDATE = TypeAdapter(ConnectorUpdate)
@@ -74,13 +75,37 @@ def test_guide_examples_are_valid(body: dict[str, Any]) -> None:
             "twilio.credentials.accountSid",
             "must start with AC",
         ),
-        (with_(GUIDE_TWILIO, credentials={"accountSid": "AC123"}), "twilio.credentials.authToken", "Field required"),
+        (
+            with_(GUIDE_TWILIO, credentials={"accountSid": "AC" + "1" * 32}),
+            "twilio.credentials.authToken",
+            "Field required",
+        ),
         (with_(GUIDE_TELNYX, credentials={"apiKey": "   "}), "telnyx.credentials.apiKey", "empty"),
         (
             with_(GUIDE_46ELKS, credentials={"username": "", "password": "p"}),
             "46elks.credentials.username",
-            "at least 1",
+            "empty",
         ),
+        (
+            with_(GUIDE_TELNYX, credentials={"apiKey": "KEY_abc\ndef"}),
+            "telnyx.credentials.apiKey",
+            "line breaks",
+        ),
+        (
+            with_(GUIDE_TWILIO, credentials={"accountSid": "AC" + "0" * 32, "authToken": "tok en"}),
+            "twilio.credentials.authToken",
+            "spaces",
+        ),
+        (
+            with_(GUIDE_TWILIO, credentials={"accountSid": "AC123", "authToken": "t"}),
+            "twilio.credentials.accountSid",
+            "32 letters and digits",
+        ),
+        (with_(GUIDE_TELNYX, name="Night\r\nshift"), "telnyx.name", "control characters"),
+        (with_(GUIDE_TELNYX, name="abc\u202egnp.exe"), "telnyx.name", "bidirectional"),
+        (with_(GUIDE_TELNYX, name="zero\u200bwidth"), "telnyx.name", "invisible"),
+        (with_(GUIDE_TELNYX, name="nul\u0000"), "telnyx.name", "control characters"),
+        (with_(GUIDE_TELNYX, name="\u200b"), "telnyx.name", "invisible"),
         (with_(GUIDE_TELNYX, recipients=[]), "telnyx.recipients", "at least 1"),
         (with_(GUIDE_TELNYX, recipients=[{"to": "0701234567"}]), "telnyx.recipients.0.to", "country code"),
         (with_(GUIDE_TELNYX, recipients=[{"to": "+46 70 ABC"}]), "telnyx.recipients.0.to", "only '+' and digits"),
@@ -138,7 +163,24 @@ def test_update_may_leave_credentials_out() -> None:
 
 @pytest.mark.parametrize(
     ("number", "masked"),
-    [("+46701234567", "+46 70 *** ** 67"), ("+46710000001", "+46 71 *** ** 01"), ("+442079460958", "+44 20 **** **58")],
+    [
+        ("+46701234567", "+46 *******67"),
+        ("+46710000001", "+46 *******01"),
+        ("+442079460958", "+44 ********58"),
+        ("+6012345678", "+60 ******78"),  # Malaysia: no group of the national number shows
+        ("+15558675310", "+1 ********10"),
+    ],
 )
-def test_mask_keeps_country_first_group_and_last_two_digits(number: str, masked: str) -> None:
+def test_mask_keeps_only_the_country_code_and_last_two_digits(number: str, masked: str) -> None:
     assert mask(number) == masked
+
+
+def test_pasted_credentials_are_trimmed() -> None:
+    body = with_(
+        GUIDE_TWILIO, credentials={"accountSid": " ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\n", "authToken": "\ttoken123\r\n"}
+    )
+    model = CONNECTOR.validate_python(body)
+    assert model.credentials.model_dump() == {  # type: ignore[union-attr]
+        "accountSid": "ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",  # the guide's own example stays valid
+        "authToken": "token123",
+    }

@@ -42,6 +42,6 @@ def test_the_readme_tour_works(local: Local, tmp_path: os.PathLike[str]) -> None
     assert "Temperature above 30 C in room 4" in out  # at the simulator, and in the backup email
     assert "oncall@example.com" in out and "SMS could not be delivered" in out
     assert '"totalSent":2' in out and '"totalFails":1' in out  # test send + rule action
-    assert '"recipient":"+46 70 *** ** 02"' in out
+    assert '"recipient":"+46 *******02"' in out
     assert '"field":"credentials.accountSid"' in out and '"field":"recipients[0].to"' in out
     assert out.rstrip().endswith('{"items":[],"nextToken":null}')

@@ -39,7 +39,19 @@ def test_a_connector_with_no_sends_has_zeros_and_no_rate(stats_api: Api, connect
         "lastError": None,
         "fallbackEmailsSent": 0,
         "fallbackEmailsFailed": 0,
+        "totalUnknown": 0,
+        "totalDelivered": 0,
+        "totalUndelivered": 0,
+        "pendingReceipts": 0,
+        "totalNoReceipt": 0,
+        "deliveryRate": None,
+        "lastDeliveredAt": None,
+        "totalSuppressed": 0,
+        "segmentsThisMonth": 0,
+        "costThisMonth": [],
+        "daily": figures["daily"],
     }
+    assert [d["sent"] + d["failed"] for d in figures["daily"]] == [0] * len(figures["daily"])
     assert stats_api("GET", f"/connectors/{connector}/logs") == (200, {"items": [], "nextToken": None})
 
 
@@ -68,7 +80,7 @@ def test_a_known_mix_gives_exact_figures_and_log(
     status, log = stats_api("GET", f"/connectors/{connector}/logs", query={"limit": "100"})
     assert status == 200 and len(log["items"]) == 6
     assert [e["at"] for e in log["items"]] == sorted((e["at"] for e in log["items"]), reverse=True)
-    assert {e["recipient"] for e in log["items"]} == {"+46 70 *** ** 02", "+46 70 *** ** 01"}
+    assert {e["recipient"] for e in log["items"]} == {"+46 *******02", "+46 *******01"}
     assert {e["errorCode"] for e in log["items"]} == {"40300", "40310"}
     assert {e["actionId"] for e in log["items"]} == {"act-0", "act-1", "act-2"}
     assert all(e["provider"] == "telnyx" and e["level"] == "error" for e in log["items"])
@@ -173,7 +185,7 @@ def test_a_failure_log_line_carries_the_fields_and_no_secrets(
     assert failure["level"] == "ERROR"
     assert failure["connector_id"] == connector and failure["tenant_id"] == "tenant-a"
     assert failure["provider"] == "46elks" and failure["error_code"] == "400"
-    assert failure["error_message"] == "Invalid to number" and failure["recipient"] == "+46 70 *** ** 01"
+    assert failure["error_message"] == "Invalid to number" and failure["recipient"] == "+46 *******01"
     everything = "\n".join(json.dumps(line) for line in lines)
     assert "+46700000001" not in everything and "Secret plant" not in everything
     assert "your_46elks_password" not in everything
@@ -185,6 +197,6 @@ def test_emf_metrics_per_provider(connectors_api: Api, sender: Any, capsys: pyte
     assert sender({"connectorId": connector, "message": "x"}) == []
     [emf] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
-    assert names == {"SmsSent", "SmsFailed", "ProviderLatency"}
+    assert names == {"SmsSent", "SmsFailed", "SmsUnknown", "ProviderLatency"}
     assert emf["provider"] == "46elks" and emf["SmsSent"] == [1.0] and emf["SmsFailed"] == [1.0]
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SmsConnector"

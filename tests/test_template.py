@@ -75,13 +75,26 @@ def test_observability_is_shipped() -> None:
     assert all("RetentionInDays" in r["Properties"] for r in template.resources("AWS::Logs::LogGroup").values())
     query = resources["ConnectorErrorsQuery"]["Properties"]["QueryString"]
     assert "connector_id" in query and "error_code" in query and "recipient" in query
+    alarms = template.resources("AWS::CloudWatch::Alarm")
     alarmed = {
         d["Value"].value.split(".")[0]
-        for a in template.resources("AWS::CloudWatch::Alarm").values()
-        for d in a["Properties"].get("Dimensions", [])
+        for a in alarms.values()
+        for m in a["Properties"].get("Metrics", [])
+        for d in m.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
+        if d["Name"] == "QueueName"
     }
     assert alarmed == {"SendDeadLetterQueue", "FallbackDeadLetterQueue"}
-    assert "FailureRateAlarm" in resources
+    for name in ("SendDeadLetterAlarm", "FallbackDeadLetterAlarm"):
+        # fires when messages arrive (the count rose), so a second wave notifies again
+        [expression] = [m["Expression"] for m in alarms[name]["Properties"]["Metrics"] if "Expression" in m]
+        assert expression == "DIFF(FILL(visible, 0))"
+        assert "make redrive" in alarms[name]["Properties"]["AlarmDescription"]
+    rate = alarms["FailureRateAlarm"]["Properties"]["Metrics"]
+    series = [m["Id"] for m in rate if "MetricStat" in m]
+    filled = " ".join(m.get("Expression", "") for m in rate)
+    assert len(series) == 9 and all(f"FILL({s}, 0)" in filled for s in series)  # one provider in use still alarms
+    # CloudWatch cannot publish to a topic under the AWS-managed SNS key
+    assert resources["AlarmTopic"]["Properties"].get("KmsMasterKeyId") != "alias/aws/sns"
     import json
     import re
 

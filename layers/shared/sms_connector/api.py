@@ -199,6 +199,16 @@ class _DuplicateKey(ValueError):
     pass
 
 
+class _HugeNumber(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 30:  # no field of ours holds a number this long
+        raise _HugeNumber(text[:20])
+    return int(text)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
@@ -226,9 +236,11 @@ def _unreadable(event: dict[str, Any]) -> tuple[HTTPStatus, str] | None:
     try:
         text = base64.b64decode(body).decode("utf-8") if event.get("isBase64Encoded") else body
         text.encode("utf-8")  # lone surrogates from a broken client are not text either
-        json.loads(text, object_pairs_hook=_no_duplicates)
+        json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_bounded_int)
     except _DuplicateKey as exc:
         return HTTPStatus.BAD_REQUEST, f"the body has the key '{exc}' more than once"
+    except _HugeNumber:
+        return HTTPStatus.BAD_REQUEST, "the body holds a number with more than 30 digits"
     except RecursionError:
         return HTTPStatus.BAD_REQUEST, "the body nests too deeply"
     except UnicodeDecodeError:

@@ -21,3 +21,9 @@ def set_clock(source: Callable[[], datetime] | None) -> None:
     """Replace the clock (None restores the real one). For tests only."""
     global _now
     _now = source or (lambda: datetime.now(UTC))
+
+
+def parse(value: str) -> datetime:
+    """An ISO 8601 time as written by `iso` (or any with a zone) as an aware datetime."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -24,6 +24,10 @@ class Settings(BaseModel):
     # the duplicate risk, which is why it is generous).
     provider_read_timeout: float = Field(default=10.0, gt=0, le=60, alias="PROVIDER_READ_TIMEOUT")
     send_concurrency: int = Field(default=32, ge=1, le=64, alias="SEND_CONCURRENCY")
+    # The public origin of the receipt routes; without it no receipt is asked for.
+    public_api_url: str = Field(default="", alias="PUBLIC_API_URL")
+    receipt_deadline_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60, alias="RECEIPT_DEADLINE_MINUTES")
+    test_sends_per_hour: int = Field(default=10, ge=0, le=10000, alias="TEST_SENDS_PER_HOUR")
 
 
 @cache

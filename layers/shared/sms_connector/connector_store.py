@@ -25,7 +25,7 @@ def tenant_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
 
 
-def _key(connector_id: str) -> dict[str, Any]:
+def key(connector_id: str) -> dict[str, Any]:
     return {"pk": {"S": pk(connector_id)}, "sk": {"S": CONFIG}}
 
 
@@ -62,13 +62,13 @@ def replace(record: dict[str, Any]) -> bool:
 
 
 def get(connector_id: str) -> dict[str, Any] | None:
-    item = dynamo.client().get_item(TableName=dynamo.table(), Key=_key(connector_id)).get("Item")
+    item = dynamo.client().get_item(TableName=dynamo.table(), Key=key(connector_id)).get("Item")
     return _record(item) if item else None
 
 
 def get_many(connector_ids: set[str]) -> dict[str, dict[str, Any]]:
     """Read several connectors in as few calls as DynamoDB allows (100 keys a call)."""
-    records = (_record(item) for item in dynamo.batch_get([_key(i) for i in sorted(connector_ids)]))
+    records = (_record(item) for item in dynamo.batch_get([key(i) for i in sorted(connector_ids)]))
     return {record["id"]: record for record in records}
 
 
@@ -100,7 +100,22 @@ def list_for_tenant(
 
 
 def delete_partition(connector_id: str) -> None:
-    """Delete the connector and everything under it (counters, log entries)."""
+    """Delete the connector and everything under it (counters, log entries).
+
+    The connector is first marked as being deleted: from then on no send, receipt or email
+    can add to its counters or log (their transactions check the mark), so nothing is
+    recreated after the items are gone. The CONFIG item goes last, so a failure half-way
+    leaves a connector that can be deleted again."""
+    try:
+        dynamo.client().update_item(
+            TableName=dynamo.table(),
+            Key=key(connector_id),
+            UpdateExpression="SET deleting = :yes",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+    except dynamo.client().exceptions.ConditionalCheckFailedException:
+        pass  # already gone: delete whatever is left under it
     keys: list[dict[str, Any]] = []
     query: dict[str, Any] = {
         "TableName": dynamo.table(),
@@ -114,7 +129,6 @@ def delete_partition(connector_id: str) -> None:
         if "LastEvaluatedKey" not in answer:
             break
         query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-    # The CONFIG item goes last, so a failure half-way leaves a connector that can be deleted again.
     keys.sort(key=lambda k: k["sk"]["S"] == CONFIG)
     dynamo.batch_write([{"DeleteRequest": {"Key": k}} for k in keys])
 

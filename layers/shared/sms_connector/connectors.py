@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import clock, connector_store, credentials, dynamo, ids
+from . import clock, connector_store, credentials, dynamo, ids, stats
 from .errors import InvalidField, NotFound
 from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector
 
@@ -22,6 +22,19 @@ def get(tenant_id: str, connector_id: str) -> dict[str, Any]:
     if record is None or record.get("tenantId") != tenant_id:
         raise NotFound()
     return record
+
+
+def stats_of(tenant_id: str, connector_id: str) -> dict[str, Any]:
+    """The statistics panel of a tenant's connector: the connector (for the tenant check), its
+    totals and this month's figures in one BatchGetItem, whatever the history."""
+    if not _ID.fullmatch(connector_id):
+        raise NotFound()
+    keys = [connector_store.key(connector_id), *stats.keys(connector_id)]
+    items = {i["sk"]["S"]: i for i in dynamo.batch_get(keys, consistent=True)}
+    config = items.get(connector_store.CONFIG)
+    if config is None or config.get("tenantId", {}).get("S") != tenant_id:
+        raise NotFound()
+    return stats.panel(items.get(keys[1]["sk"]["S"]), items.get(keys[2]["sk"]["S"]))
 
 
 def show(record: dict[str, Any]) -> ConnectorOut:

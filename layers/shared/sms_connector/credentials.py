@@ -57,6 +57,8 @@ def delete(arn: str) -> None:
         _client().delete_secret(SecretId=arn, RecoveryWindowInDays=settings().secret_recovery_days)
     except _client().exceptions.ResourceNotFoundException:
         pass
+    except _client().exceptions.InvalidRequestException:
+        pass  # already scheduled for deletion (an earlier DELETE stopped half-way)
 
 
 def forget() -> None:

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import time
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -65,13 +66,15 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Decimals from DynamoDB become ints (all our numbers are counts or epoch seconds)."""
+    """Whole Decimals from DynamoDB become ints (counts, epoch seconds); amounts stay Decimal."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    if type(value).__name__ == "Decimal":
-        return int(value)
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else value
     return value
 
 

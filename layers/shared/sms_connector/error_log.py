@@ -6,9 +6,8 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from . import clock, connector_store, dynamo
+from . import clock, connector_store, dynamo, masking
 from .config import settings
-from .phone import mask
 
 
 def entry_item(
@@ -23,7 +22,8 @@ def entry_item(
     action_id: str | None,
     kind: str,
 ) -> dict[str, Any]:
-    """A log entry as a DynamoDB item (typed), ready for a write or a transaction."""
+    """A log entry as a DynamoDB item (typed), ready for a write or a transaction. The message
+    and the recipient are masked here, whoever wrote them."""
     expires = clock.now() + timedelta(days=settings().log_retention_days)
     return dynamo.to_item(
         {
@@ -31,9 +31,9 @@ def entry_item(
             "sk": f"LOG#{at}#{os.urandom(6).hex()}",
             "at": at,
             "level": level,
-            "message": message,
+            "message": masking.text(message)[:1000],
             "provider": provider,
-            "recipient": mask(recipient) if recipient else None,
+            "recipient": masking.number(recipient) if recipient else None,
             "errorCode": error_code,
             "actionId": action_id,
             "kind": kind,

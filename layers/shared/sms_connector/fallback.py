@@ -1,14 +1,22 @@
-"""Email fallback: a recipient whose SMS failed gets the message by email, sent with SES v2.
+"""Email fallback: a recipient whose SMS failed, stayed unknown or was not delivered gets the
+message by email, sent with SES v2.
 
-Each message on the fallback queue is handled once (Powertools idempotency keyed on its
-`fallbackId`, stored in the service table under its own partition key). SES throttling is
-retried through SQS; a permanent SES rejection, or an email connector that no longer
-exists, is written to the SMS connector's error log and statistics and not retried.
+The email is a side effect of the SMS, guarded on the SMS's record (`sending.record`): a
+message on the fallback queue names the SMS; the email is claimed on its record, sent, and
+counted in the same transaction that marks it sent, so neither a redelivery nor a failure
+between sending and counting sends it twice or counts it twice. SES throttling is retried
+through SQS; a permanent SES rejection, or an email connector that no longer exists, is
+written to the SMS connector's error log and statistics and not retried.
+
+One case can still send twice: SES accepted the email and both the count and the note that
+it was accepted failed, and the function then died. The claim's lease runs out and the
+redelivery sends again: SES has no idempotency key, and a lost backup email is worse.
 """
 
 from __future__ import annotations
 
-from functools import cache
+import time
+import uuid
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -16,20 +24,17 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from . import aws, clock, connector_store, dynamo, error_log
-from .config import settings
-from .phone import mask
+from . import aws, clock, connector_store, dynamo, masking
+from .sending import record as sms_record
+from .stats import Delta
+from .text import plain_line
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+LEASE_SECONDS = 60  # how long one invocation holds an email it is sending
 
 # SES v2 errors worth another try later (SQS redelivers the record); any other error is final.
 RETRYABLE = {
@@ -45,80 +50,71 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
 
 class FallbackMessage(BaseModel):
-    """What the sender queues for a failed recipient with a backup email. No credentials."""
+    """What the sender (or a receipt) queues for a recipient who is owed a backup email.
+    Phone numbers arrive masked; no credentials."""
 
     model_config = ConfigDict(extra="ignore")
 
-    fallbackId: Text
+    smsId: Text
     connectorId: Text
     tenantId: Text
     actionId: Text
     to: Text
     backupEmail: Text
     emailConnectorId: Text | None = None
-    message: Text
+    message: str = ""
     provider: Text
+    outcome: str = "failed"  # failed, unknown or undelivered
     errorCode: str | None = None
     errorKind: str | None = None
     reason: str | None = None
-    failedAt: Text
+    failedAt: str | None = None
 
 
-@cache
-def _persistence() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(
-        table_name=settings().table_name,
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value="IDEMPOTENCY#fallback",
-        expiry_attr="expiresAt",  # the table's TTL attribute: records clean themselves up
-        boto3_client=aws.client("dynamodb"),
-    )
+class NotDueYet(Exception):
+    """The SMS's record does not owe this email yet (its state change is still being
+    committed): SQS brings the message back."""
 
 
-_idempotency_config = IdempotencyConfig(event_key_jmespath="fallbackId", expires_after_seconds=14 * 24 * 3600)
+class Busy(Exception):
+    """Another invocation is sending this email right now."""
 
 
 def handle_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    _idempotency_config.register_lambda_context(context)
-
-    def record_handler(record: SQSRecord) -> Any:
-        message = FallbackMessage.model_validate_json(record.body)
-        return deliver(message=message.model_dump())
+    def record_handler(record: SQSRecord) -> Any:  # Powertools passes it as `record=`
+        return deliver(FallbackMessage.model_validate_json(record.body))
 
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
 
 
-def deliver(message: dict[str, Any]) -> dict[str, Any]:
-    """Send one fallback email, at most once per fallbackId."""
-    return _idempotent_deliver()(message=message)
-
-
-@cache
-def _idempotent_deliver() -> Any:
-    # Built on first use, not at import: the persistence layer needs the settings and a client.
-    return idempotent_function(
-        _deliver, data_keyword_argument="message", persistence_store=_persistence(), config=_idempotency_config
-    )
-
-
-def _deliver(message: dict[str, Any]) -> dict[str, Any]:
-    fallback = FallbackMessage.model_validate(message)
+def deliver(fallback: FallbackMessage) -> str:
+    """Send one backup email, at most once per SMS; answers what happened."""
+    stored = sms_record.read(fallback.smsId)
+    state = (stored or {}).get("emailState")
+    if stored is None or state in ("sent", "rejected", "dropped"):
+        return "done"  # already handled (or its record expired long ago)
+    if state == "accepted":  # SES took it; only the count is missing
+        _commit(_email_change(fallback, "accepted", "sent", Delta(at=_now(), fallback_sent=1)))
+        return "counted"
+    if state not in ("due", "queued", "sending"):
+        raise NotDueYet(f"SMS {fallback.smsId} does not owe an email yet")
+    owner = uuid.uuid4().hex
+    _claim(fallback.smsId, owner)
     sms_connector = connector_store.get(fallback.connectorId)
     if sms_connector is None:  # deleted since: nobody to report to, nothing to count
-        logger.warning(
-            "fallback for a deleted connector dropped",
-            extra={"connector_id": fallback.connectorId, "action_id": fallback.actionId},
-        )
-        return {"status": "dropped"}
+        logger.warning("fallback for a deleted connector dropped", extra={"connector_id": fallback.connectorId})
+        _commit(_email_change(fallback, "sending", "dropped", None, owner=owner))
+        return "dropped"
     email_id = sms_connector.get("emailConnectorId") or fallback.emailConnectorId
     email_connector = connector_store.get(email_id) if email_id else None
     if (
         email_connector is None
         or email_connector.get("type") != "email"
-        or (email_connector.get("tenantId") != fallback.tenantId)
+        or email_connector.get("tenantId") != fallback.tenantId
     ):
-        return _failed(fallback, "no_email_connector", "the email connector for backup emails no longer exists")
+        return _rejected(
+            fallback, owner, "no_email_connector", "the email connector for backup emails no longer exists"
+        )
     try:
         answer = aws.client("sesv2").send_email(
             FromEmailAddress=email_connector["from"],
@@ -134,39 +130,123 @@ def _deliver(message: dict[str, Any]) -> dict[str, Any]:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "Unknown")
         if code in RETRYABLE:
+            _release(fallback.smsId, owner)
             raise  # SQS brings the record back after the visibility timeout
-        return _failed(fallback, code, exc.response.get("Error", {}).get("Message", code))
-    _count(fallback.connectorId, sent=True)
+        return _rejected(fallback, owner, code, exc.response.get("Error", {}).get("Message", code))
+    change = _email_change(
+        fallback,
+        "sending",
+        "sent",
+        Delta(at=_now(), fallback_sent=1),
+        owner=owner,
+        extra={"emailMessageId": answer.get("MessageId", "")},
+    )
+    try:
+        _commit(change)
+    except Exception:
+        _note_accepted(fallback.smsId, owner)  # the redelivery counts it without sending again
+        raise
     logger.info(
         "fallback email sent",
-        extra={
-            "connector_id": fallback.connectorId,
-            "tenant_id": fallback.tenantId,
-            "action_id": fallback.actionId,
-            "recipient": mask(fallback.to),
-        },
+        extra={"connector_id": fallback.connectorId, "action_id": fallback.actionId, "recipient": fallback.to},
     )
-    return {"status": "sent", "messageId": answer.get("MessageId")}
+    _metric("FallbackEmailsSent")
+    return "sent"
 
 
-def _failed(fallback: FallbackMessage, code: str, reason: str) -> dict[str, Any]:
-    at = clock.iso(clock.now())
-    text = f"backup email to {mask_email(fallback.backupEmail)} failed: {code}: {reason}"
-    dynamo.client().put_item(
-        TableName=dynamo.table(),
-        Item=error_log.entry_item(
-            fallback.connectorId,
-            at=at,
-            level="error",
-            message=text,
-            provider="ses",
-            recipient=fallback.to,
-            error_code=code,
-            action_id=fallback.actionId,
-            kind="email",
-        ),
+def _now() -> str:
+    return clock.iso(clock.now())
+
+
+def _claim(sms_id: str, owner: str) -> None:
+    now = int(time.time())
+    try:
+        dynamo.client().update_item(
+            TableName=dynamo.table(),
+            Key=sms_record.key(sms_id),
+            UpdateExpression="SET emailState = :sending, emailOwner = :me, emailLease = :lease",
+            ConditionExpression="emailState IN (:due, :queued) OR (emailState = :sending AND emailLease < :now)",
+            ExpressionAttributeValues={
+                ":sending": {"S": "sending"},
+                ":me": {"S": owner},
+                ":lease": {"N": str(now + LEASE_SECONDS)},
+                ":due": {"S": "due"},
+                ":queued": {"S": "queued"},
+                ":now": {"N": str(now)},
+            },
+        )
+    except dynamo.client().exceptions.ConditionalCheckFailedException:
+        raise Busy(f"the backup email of SMS {sms_id} is being sent elsewhere") from None
+
+
+def _release(sms_id: str, owner: str) -> None:
+    _set_if_mine(sms_id, owner, "queued")
+
+
+def _note_accepted(sms_id: str, owner: str) -> None:
+    try:
+        _set_if_mine(sms_id, owner, "accepted")
+    except Exception as exc:
+        logger.warning("could not note an accepted email", extra={"error_type": type(exc).__name__})
+
+
+def _set_if_mine(sms_id: str, owner: str, state: str) -> None:
+    try:
+        dynamo.client().update_item(
+            TableName=dynamo.table(),
+            Key=sms_record.key(sms_id),
+            UpdateExpression="SET emailState = :state REMOVE emailLease",
+            ConditionExpression="emailState = :sending AND emailOwner = :me",
+            ExpressionAttributeValues={":state": {"S": state}, ":sending": {"S": "sending"}, ":me": {"S": owner}},
+        )
+    except dynamo.client().exceptions.ConditionalCheckFailedException:
+        pass
+
+
+def _email_change(
+    fallback: FallbackMessage,
+    was: str,
+    becomes: str,
+    delta: Delta | None,
+    *,
+    owner: str | None = None,
+    log: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> sms_record.Write:
+    condition = "emailState = :was" + (" AND emailOwner = :me" if owner else "")
+    values: dict[str, Any] = {":was": {"S": was}} | ({":me": {"S": owner}} if owner else {})
+    change = sms_record.Change(
+        sets={"emailState": becomes, "emailAt": _now()} | (extra or {}),
+        removes=("emailLease",),
+        condition=condition,
+        condition_values=values,
+        delta=delta,
+        log=log,
     )
-    _count(fallback.connectorId, sent=False, error=text, at=at)
+    return sms_record.change_write(fallback.smsId, fallback.connectorId, change)
+
+
+def _commit(write: sms_record.Write) -> None:
+    if sms_record.commit([write]):
+        raise RuntimeError("the backup email's state change could not be written")
+
+
+def _rejected(fallback: FallbackMessage, owner: str, code: str, reason: str) -> str:
+    at = _now()
+    text = f"backup email to {masking.email(fallback.backupEmail)} failed: {code}: {reason}"
+    log = sms_record.log_item(
+        fallback.connectorId,
+        at,
+        "error",
+        text,
+        provider="ses",
+        recipient=None,
+        code=code,
+        action_id=fallback.actionId,
+        kind="email",
+    )
+    delta = Delta(at=at, fallback_failed=1, last_error=masking.text(text))
+    _commit(_email_change(fallback, "sending", "rejected", delta, owner=owner, log=log))
     logger.error(
         "fallback email failed",
         extra={
@@ -174,28 +254,18 @@ def _failed(fallback: FallbackMessage, code: str, reason: str) -> dict[str, Any]
             "tenant_id": fallback.tenantId,
             "provider": "ses",
             "error_code": code,
-            "error_message": reason,
-            "recipient": mask(fallback.to),
+            "error_message": masking.text(reason),
+            "recipient": fallback.to,
             "action_id": fallback.actionId,
         },
     )
-    return {"status": "failed", "error": code}
+    _metric("FallbackEmailsFailed")
+    return "rejected"
 
 
-def _count(connector_id: str, *, sent: bool, error: str | None = None, at: str | None = None) -> None:
-    values: dict[str, Any] = {":one": {"N": "1"}}
-    expression = f"ADD {'fallbackSent' if sent else 'fallbackFailed'} :one"
-    if error and at:
-        expression += " SET lastError = :e"
-        values[":e"] = {"M": {"message": {"S": error}, "at": {"S": at}}}
-    dynamo.client().update_item(
-        TableName=dynamo.table(),
-        Key={"pk": {"S": connector_store.pk(connector_id)}, "sk": {"S": "STATS"}},
-        UpdateExpression=expression,
-        ExpressionAttributeValues=values,
-    )
+def _metric(name: str) -> None:
     metrics = EphemeralMetrics()  # one EMF line: fallbacks are rare, there is nothing to aggregate
-    metrics.add_metric(name="FallbackEmailsSent" if sent else "FallbackEmailsFailed", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()
 
 
@@ -208,6 +278,8 @@ _REASONS = {
     "account": "the SMS provider refused the connector's account or credentials",
     "too_long": "the message is too long to send as an SMS",
     "unavailable": "the SMS provider was unavailable and retrying did not help",
+    "unknown": "the SMS provider did not answer, so we cannot tell whether the SMS was sent",
+    "undelivered": "the SMS was sent but the phone network could not deliver it",
 }
 _CODE_REASONS = {
     "21211": "invalid_number",
@@ -226,8 +298,9 @@ _CODE_REASONS = {
 
 
 def explain(fallback: FallbackMessage) -> str:
-    """Why the SMS failed, in words a person understands, with the provider's own words after."""
-    key = _CODE_REASONS.get(fallback.errorCode or "")
+    """Why the SMS did not arrive, in words a person understands, with the provider's own words after."""
+    key = {"unknown": "unknown", "undelivered": "undelivered"}.get(fallback.outcome)
+    key = key or _CODE_REASONS.get(fallback.errorCode or "")
     if key is None:
         if fallback.errorKind == "config" or fallback.errorCode in ("401", "402", "403"):
             key = "account"
@@ -239,21 +312,16 @@ def explain(fallback: FallbackMessage) -> str:
 
 
 def subject(sms_connector: dict[str, Any]) -> str:
-    return f"SMS could not be delivered: alert from {sms_connector['name']}"[:200]
+    return plain_line(f"SMS could not be delivered: alert from {sms_connector['name']}")[:200]
 
 
 def body(fallback: FallbackMessage, sms_connector: dict[str, Any]) -> str:
     return (
         f"{fallback.message}\n\n"
         "---\n"
-        f"This message was meant for you as an SMS to {fallback.to}, but the SMS could not be delivered:\n"
+        f"This message was meant for you as an SMS to {fallback.to}, but the SMS did not arrive:\n"
         f"{explain(fallback)}.\n\n"
-        f"Connector: {sms_connector['name']} ({fallback.provider})\n"
-        f"Failed at: {fallback.failedAt}\n"
+        f"Connector: {plain_line(sms_connector['name'])} ({fallback.provider})\n"
+        f"At: {fallback.failedAt}\n"
         f"Rule action: {fallback.actionId}\n"
     )
-
-
-def mask_email(address: str) -> str:
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"

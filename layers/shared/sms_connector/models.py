@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from .phone import E164, normalise_e164
-from .text import Message, not_blank
+from .text import Message, clean_line, not_blank
 
 MAX_RECIPIENTS = 100
 PROVIDERS = ("46elks", "telnyx", "twilio")
@@ -29,8 +29,25 @@ _ELKS_ALPHA_SENDER = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
 _CONNECTOR_ID = r"^[0-9A-Za-z_-]{1,64}$"
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Credential = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(not_blank)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(clean_line)
+]
+
+
+def _credential(value: str) -> str:
+    """Pasted keys often bring a newline or a space: trimmed, and refused inside, so a key can
+    never break an HTTP header (whose error message would carry it into a log)."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must not contain spaces, line breaks or control characters")
+    return value
+
+
+Credential = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=256),
+    AfterValidator(not_blank),
+    AfterValidator(_credential),
+]
 ConnectorId = Annotated[str, StringConstraints(pattern=_CONNECTOR_ID)]
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
 
@@ -38,8 +55,11 @@ Email = Annotated[EmailStr, StringConstraints(max_length=254)]
 def _twilio_sid(value: str) -> str:
     if not value.startswith("AC"):
         raise ValueError("must start with AC, like AC followed by 32 characters")
-    if not re.fullmatch(r"AC[0-9A-Za-z]{1,62}", value):
-        raise ValueError("must be AC followed by letters and digits only")
+    _credential(value)
+    # Twilio's SIDs are AC + 32 hex digits (providers.md 3.1); letters beyond hex are let
+    # through so the guide's own example (ACXXXX...) stays valid.
+    if not re.fullmatch(r"AC[0-9A-Za-z]{32}", value):
+        raise ValueError("must be AC followed by 32 letters and digits")
     return value
 
 
@@ -61,7 +81,7 @@ def _elks46_sender(value: str) -> str:
 
 TwilioSid = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
     AfterValidator(_twilio_sid),
     Field(description="Twilio Account SID; starts with AC", examples=["AC" + "0" * 32]),
 ]
@@ -254,8 +274,8 @@ class TestSendIn(Strict):
 
 class SendResult(BaseModel):
     to: str
-    status: Literal["sent", "failed"]
-    error: str | None = None
+    status: Literal["sent", "failed", "unknown", "suppressed", "not attempted"]
+    error: str | None = Field(default=None, description="why it was not (surely) sent; numbers masked")
 
 
 class TestSendOut(BaseModel):
@@ -297,6 +317,17 @@ class LastError(BaseModel):
     at: str
 
 
+class Cost(BaseModel):
+    amount: str = Field(description="a decimal amount, as the providers report it")
+    currency: str | None = Field(description="ISO 4217; null for 46elks before its account currency is known")
+
+
+class Day(BaseModel):
+    date: str = Field(description="YYYY-MM-DD (UTC)")
+    sent: int
+    failed: int
+
+
 class StatsOut(BaseModel):
     totalSent: int = Field(description="SMS accepted by the provider, one per recipient")
     totalFails: int = Field(description="failed sends, one per recipient per rule action, after retries")
@@ -306,8 +337,21 @@ class StatsOut(BaseModel):
     lastSentAt: str | None
     lastFailedAt: str | None
     lastError: LastError | None = Field(description="the latest error or warning")
-    fallbackEmailsSent: int = Field(description="backup emails SES accepted for failed SMS")
+    fallbackEmailsSent: int = Field(description="backup emails SES accepted")
     fallbackEmailsFailed: int = Field(description="backup emails that could not be sent")
+    totalUnknown: int = Field(description="SMS whose outcome could not be known (the request left, no answer came)")
+    totalDelivered: int = Field(description="SMS with a final receipt saying delivered")
+    totalUndelivered: int = Field(description="SMS with a final receipt saying not delivered")
+    pendingReceipts: int = Field(description="sent SMS still waiting for a final receipt, within the deadline")
+    totalNoReceipt: int = Field(description="sent SMS whose receipt deadline passed with no final receipt")
+    deliveryRate: float | None = Field(
+        description="totalDelivered / (totalDelivered + totalUndelivered) in percent; null before a final receipt"
+    )
+    lastDeliveredAt: str | None
+    totalSuppressed: int = Field(description="SMS not sent because of limits or an opt-out")
+    segmentsThisMonth: int = Field(description="SMS segments sent this month, as the providers counted them")
+    costThisMonth: list[Cost] = Field(description="the providers' reported cost this month, per currency")
+    daily: list[Day] = Field(description="this month's sent and failed SMS per day (UTC), for the panel's chart")
 
 
 class LogEntry(BaseModel):

@@ -1,4 +1,4 @@
-"""Phone numbers: the E.164 type every model uses, and masking for logs."""
+"""Phone numbers: the E.164 type every model uses (masking is in `masking.py`)."""
 
 from __future__ import annotations
 
@@ -53,28 +53,3 @@ E164 = Annotated[
         }
     ),
 ]
-
-
-def mask(number: str) -> str:
-    """`+46701234567` -> `+46 70 *** ** 67`: country code, first group and last two digits stay."""
-    import phonenumbers
-
-    try:
-        parsed = phonenumbers.parse(number, None)
-        shown = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    except phonenumbers.NumberParseException:
-        shown = number
-    head, _, rest = shown.partition(" ")
-    first, sep, tail = rest.partition(" ")
-    if not sep:  # no grouping known: keep the country code and the last two digits
-        first, tail = "", rest
-    total = sum(c.isdigit() for c in tail)
-    seen = 0
-    out = []
-    for c in tail:
-        if c.isdigit():
-            seen += 1
-            out.append(c if seen > total - 2 else "*")
-        else:
-            out.append(c)
-    return " ".join(p for p in (head, first, "".join(out)) if p)

@@ -1,92 +1,247 @@
-"""Messaging statistics: one counters item per connector, updated with atomic ADDs only.
+"""Messaging statistics: counters per connector, changed by atomic ADDs only, read in one call.
 
-Counters are written once per connector per batch (a transaction item built here), and read
-with one GetItem whatever the history. Each month has its own attribute (`sent_2026_11`), so
-"sent this month" rolls over at the UTC month boundary with no scheduled job.
+Two items under the connector's partition:
+- `STATS`: the totals and the latest timestamps and error; bounded whatever the history.
+- `MONTH#{yyyy-mm}`: this month's sent, failed, segments, cost per currency and per-day sent
+  and failed (the panel's chart). A new month is a new item, so "this month" rolls over at the
+  UTC month boundary with no scheduled job; month items expire after a year and a bit.
+
+Every change comes as a `Delta` from the SMS record's transitions (`sending.record`) and is
+written in the same DynamoDB transaction as the transition itself, next to a condition that
+the connector still exists and is not being deleted: a counter is added once per SMS event,
+and a deleted connector's counters are never recreated.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from . import clock, connector_store, dynamo
-from .outcomes import Outcome
 
 STATS = "STATS"
+MONTH_KEEP_SECONDS = 400 * 24 * 3600
+_CURRENCY = re.compile(r"[A-Z]{3}")
+UNKNOWN_CURRENCY = "account"  # 46elks names no currency on its answers (providers.md 1.4)
+
+# Delta field -> STATS attribute
+TOTALS = {
+    "sent": "totalSent",
+    "fails": "totalFails",
+    "unknown": "totalUnknown",
+    "delivered": "totalDelivered",
+    "undelivered": "totalUndelivered",
+    "pending": "pendingReceipts",
+    "no_receipt": "totalNoReceipt",
+    "suppressed": "totalSuppressed",
+    "fallback_sent": "fallbackSent",
+    "fallback_failed": "fallbackFailed",
+}
 
 
-def month_attribute(iso_time: str) -> str:
-    return f"sent_{iso_time[:4]}_{iso_time[5:7]}"
+@dataclass
+class Delta:
+    """What one event (or a batch of them) changes on one connector's counters."""
+
+    at: str  # ISO 8601 UTC of the event: picks the month and the day
+    sent: int = 0
+    fails: int = 0
+    unknown: int = 0
+    delivered: int = 0
+    undelivered: int = 0
+    pending: int = 0
+    no_receipt: int = 0
+    suppressed: int = 0
+    fallback_sent: int = 0
+    fallback_failed: int = 0
+    segments: int = 0
+    cost: dict[str, Decimal] = field(default_factory=dict)  # currency -> amount
+    last_sent_at: str | None = None
+    last_failed_at: str | None = None
+    last_delivered_at: str | None = None
+    last_error: str | None = None  # a masked message; `at` is its time
+
+    def add_cost(self, amount: str | None, currency: str | None) -> None:
+        if amount is None:
+            return
+        try:
+            value = Decimal(amount)
+        except ArithmeticError:
+            return
+        name = currency if currency and _CURRENCY.fullmatch(currency) else UNKNOWN_CURRENCY
+        self.cost[name] = self.cost.get(name, Decimal(0)) + value
 
 
-def _key(connector_id: str) -> dict[str, Any]:
-    return {"pk": {"S": connector_store.pk(connector_id)}, "sk": {"S": STATS}}
+def _key(connector_id: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": connector_store.pk(connector_id)}, "sk": {"S": sk}}
 
 
-def counter_updates(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
-    """One `Update` transaction item per connector, adding up this batch's outcomes."""
-    by_connector: dict[str, list[Outcome]] = defaultdict(list)
-    for outcome in outcomes:
-        by_connector[outcome.connector_id].append(outcome)
-    return [_update(cid, group) for cid, group in by_connector.items()]
+def month_of(iso_time: str) -> str:
+    return iso_time[:7]
 
 
-def _update(connector_id: str, outcomes: list[Outcome]) -> dict[str, Any]:
-    sent = [o for o in outcomes if o.sent]
-    failed = [o for o in outcomes if not o.sent]
-    adds = []
-    sets = []
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    if sent:
-        latest = max(o.at for o in sent)
-        adds += ["totalSent :sent", "#month :sent"]
-        names["#month"] = month_attribute(latest)
-        values[":sent"] = {"N": str(len(sent))}
-        sets.append("lastSentAt = :lastSent")
-        values[":lastSent"] = {"S": latest}
-    if failed:
-        adds.append("totalFails :failed")
-        values[":failed"] = {"N": str(len(failed))}
-        sets.append("lastFailedAt = :lastFailed")
-        values[":lastFailed"] = {"S": max(o.at for o in failed)}
-    notable = [o for o in outcomes if o.notice]
-    if notable:  # the latest error, or warning (a send that needed retries)
-        last = max(notable, key=lambda o: o.at)
-        sets.append("lastError = :lastError")
-        values[":lastError"] = {"M": {"message": {"S": last.notice or ""}, "at": {"S": last.at}}}
-    expression = "ADD " + ", ".join(adds)
-    if sets:
-        expression += " SET " + ", ".join(sets)
-    update: dict[str, Any] = {
-        "TableName": dynamo.table(),
-        "Key": _key(connector_id),
-        "UpdateExpression": expression,
-        "ExpressionAttributeValues": values,
-    }
-    if names:
-        update["ExpressionAttributeNames"] = names
-    return {"Update": update}
+def updates(connector_id: str, deltas: Iterable[Delta]) -> list[dict[str, Any]]:
+    """Transaction items adding `deltas` to a connector: a check that it still exists, one
+    update of its totals and one per month touched (usually one)."""
+    deltas = list(deltas)
+    if not deltas:
+        return []
+    items: list[dict[str, Any]] = [
+        {
+            "ConditionCheck": {
+                "TableName": dynamo.table(),
+                "Key": _key(connector_id, connector_store.CONFIG),
+                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(deleting)",
+            }
+        }
+    ]
+    totals = _Expression()
+    for name, attribute in TOTALS.items():
+        totals.add(attribute, sum(getattr(d, name) for d in deltas))
+    for name in ("last_sent_at", "last_failed_at", "last_delivered_at"):
+        latest = max((getattr(d, name) for d in deltas if getattr(d, name)), default=None)
+        if latest:
+            totals.set(name_of(name), {"S": latest})
+    errors = [d for d in deltas if d.last_error]
+    if errors:
+        last = max(errors, key=lambda d: d.at)
+        totals.set("lastError", {"M": {"message": {"S": last.last_error or ""}, "at": {"S": last.at}}})
+    if not totals.empty:
+        items.append(totals.update(_key(connector_id, STATS)))
+    by_month: dict[str, list[Delta]] = defaultdict(list)
+    for d in deltas:
+        by_month[month_of(d.at)].append(d)
+    for month, group in sorted(by_month.items()):
+        figures = _Expression()
+        figures.add("sent", sum(d.sent for d in group))
+        figures.add("failed", sum(d.fails for d in group))
+        figures.add("segments", sum(d.segments for d in group))
+        for d in group:
+            day = d.at[8:10]
+            figures.add(f"d{day}_sent", d.sent)
+            figures.add(f"d{day}_failed", d.fails)
+            for currency, amount in d.cost.items():
+                figures.add(f"cost_{currency}", amount)
+        if figures.empty:
+            continue
+        figures.set("expiresAt", {"N": str(int(clock.now().timestamp()) + MONTH_KEEP_SECONDS)})
+        items.append(figures.update(_key(connector_id, f"MONTH#{month}")))
+    return items
 
 
-def read(connector_id: str) -> dict[str, Any]:
-    """The statistics panel of a connector: one GetItem."""
-    item = dynamo.client().get_item(TableName=dynamo.table(), Key=_key(connector_id)).get("Item")
-    values = dynamo.from_item(item) if item else {}
-    sent = int(values.get("totalSent", 0))
-    fails = int(values.get("totalFails", 0))
+def name_of(delta_field: str) -> str:
+    """`last_sent_at` -> `lastSentAt`."""
+    head, *rest = delta_field.split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+class _Expression:
+    """An UpdateExpression of ADDs and SETs, with every name and value as a placeholder."""
+
+    def __init__(self) -> None:
+        self.adds: dict[str, Decimal | int] = {}
+        self.sets: dict[str, dict[str, Any]] = {}
+
+    def add(self, attribute: str, amount: Decimal | int) -> None:
+        if amount:
+            self.adds[attribute] = self.adds.get(attribute, 0) + amount
+
+    def set(self, attribute: str, value: dict[str, Any]) -> None:
+        self.sets[attribute] = value
+
+    @property
+    def empty(self) -> bool:
+        return not self.adds and not self.sets
+
+    def update(self, key: dict[str, Any]) -> dict[str, Any]:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        parts = []
+        for i, (attribute, amount) in enumerate(self.adds.items()):
+            names[f"#a{i}"] = attribute
+            values[f":a{i}"] = {"N": str(amount)}
+            parts.append(f"#a{i} :a{i}")
+        expression = "ADD " + ", ".join(parts) if parts else ""
+        sets = []
+        for i, (attribute, value) in enumerate(self.sets.items()):
+            names[f"#s{i}"] = attribute
+            values[f":s{i}"] = value
+            sets.append(f"#s{i} = :s{i}")
+        if sets:
+            expression += (" " if expression else "") + "SET " + ", ".join(sets)
+        return {
+            "Update": {
+                "TableName": dynamo.table(),
+                "Key": key,
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def keys(connector_id: str) -> list[dict[str, Any]]:
+    """The items the panel reads besides the connector: totals and this month."""
+    return [_key(connector_id, STATS), _key(connector_id, f"MONTH#{month_of(clock.iso(clock.now()))}")]
+
+
+def panel(totals_item: dict[str, Any] | None, month_item: dict[str, Any] | None) -> dict[str, Any]:
+    """The statistics panel from the two items (either may not exist yet)."""
+    totals = dynamo.from_item(totals_item) if totals_item else {}
+    month = dynamo.from_item(month_item) if month_item else {}
+    number = {name: int(totals.get(attribute, 0)) for name, attribute in TOTALS.items()}
+    sent, fails = number["sent"], number["fails"]
     attempts = sent + fails
+    judged = number["delivered"] + number["undelivered"]
+    now = clock.iso(clock.now())
+    legacy = int(totals.get(f"sent_{now[:4]}_{now[5:7]}", 0))  # the first wave kept the month on STATS
+    costs = sorted((k.removeprefix("cost_"), v) for k, v in month.items() if k.startswith("cost_"))
+    days = int(now[8:10])
     return {
         "totalSent": sent,
         "totalFails": fails,
-        "sentThisMonth": int(values.get(month_attribute(clock.iso(clock.now())), 0)),
+        "sentThisMonth": int(month.get("sent", 0)) + legacy,
         "attempts": attempts,
         "successRate": round(100 * sent / attempts, 2) if attempts else None,
-        "lastSentAt": values.get("lastSentAt"),
-        "lastFailedAt": values.get("lastFailedAt"),
-        "lastError": values.get("lastError"),
-        "fallbackEmailsSent": int(values.get("fallbackSent", 0)),
-        "fallbackEmailsFailed": int(values.get("fallbackFailed", 0)),
+        "lastSentAt": totals.get("lastSentAt"),
+        "lastFailedAt": totals.get("lastFailedAt"),
+        "lastError": totals.get("lastError"),
+        "fallbackEmailsSent": number["fallback_sent"],
+        "fallbackEmailsFailed": number["fallback_failed"],
+        "totalUnknown": number["unknown"],
+        "totalDelivered": number["delivered"],
+        "totalUndelivered": number["undelivered"],
+        "pendingReceipts": max(0, number["pending"]),
+        "totalNoReceipt": number["no_receipt"],
+        "deliveryRate": round(100 * number["delivered"] / judged, 2) if judged else None,
+        "lastDeliveredAt": totals.get("lastDeliveredAt"),
+        "totalSuppressed": number["suppressed"],
+        "segmentsThisMonth": int(month.get("segments", 0)),
+        "costThisMonth": [
+            {"amount": str(amount), "currency": None if currency == UNKNOWN_CURRENCY else currency}
+            for currency, amount in costs
+        ],
+        "daily": [
+            {
+                "date": f"{now[:8]}{day:02d}",
+                "sent": int(month.get(f"d{day:02d}_sent", 0)),
+                "failed": int(month.get(f"d{day:02d}_failed", 0)),
+            }
+            for day in range(1, days + 1)
+        ],
     }
+
+
+def read(connector_id: str) -> dict[str, Any]:
+    """The statistics panel of a connector, in one call (tests and tools; the route reads the
+    connector in the same call)."""
+    items = {i["sk"]["S"]: i for i in dynamo.batch_get(keys(connector_id), consistent=True)}
+    month_key = keys(connector_id)[1]["sk"]["S"]
+    return panel(items.get(STATS), items.get(month_key))

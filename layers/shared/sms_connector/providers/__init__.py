@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .base import Provider, ProviderError, Receipt
+from .base import Accepted, Outbound, Provider, ProviderError
 from .elks46 import Elks46
 from .telnyx import Telnyx
 from .twilio import Twilio
 
 ADAPTERS: dict[str, Provider] = {"46elks": Elks46(), "telnyx": Telnyx(), "twilio": Twilio()}
 
-__all__ = ["ADAPTERS", "Provider", "ProviderError", "Receipt"]
+__all__ = ["ADAPTERS", "Accepted", "Outbound", "Provider", "ProviderError"]

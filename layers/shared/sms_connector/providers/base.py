@@ -1,20 +1,31 @@
-"""The provider interface, its receipt and its typed error, and the shared HTTP pool."""
+"""The provider interface, what a provider answers, its typed error, and the shared HTTP pool.
+
+How an answer is classified (DESIGN.md, "Outcomes, unknowns and time"):
+- `retry`: the provider surely did not take the message: no connection was made, or it
+  answered 429 or 503. Safe to send again.
+- `unknown`: the request left and no readable answer came back (read timeout, reset, another
+  5xx, an unreadable 2xx). Never resent blindly: an idempotent provider (Telnyx, with the same
+  key) may be asked again; the others are asked whether the message exists first.
+- `permanent`: this message to this recipient will not go (invalid number, opted out).
+- `config`: the connector itself is wrong (credentials, sender, account); permanent too.
+"""
 
 from __future__ import annotations
 
+import email.utils
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 import urllib3
 
 from ..config import settings
 
-# Retry-safe: the provider did not take the message (429, 5xx, no connection). Permanent: this
-# message to this recipient will not go (invalid number, opted out). Config: the connector itself
-# is wrong (credentials, sender, account); permanent too, and worth an operator's attention.
-Kind = Literal["retry", "permanent", "config"]
+Kind = Literal["retry", "unknown", "permanent", "config"]
 
 CONNECT_TIMEOUT = 3.0
+MAX_WAIT = 60.0  # the longest rate-limit pause we honour within one invocation
 _pool: urllib3.PoolManager | None = None
 
 
@@ -40,10 +51,23 @@ def reset() -> None:
 
 
 @dataclass(frozen=True)
-class Receipt:
+class Outbound:
+    """One SMS as a provider is asked to send it."""
+
+    sender: str
+    to: str
+    text: str
+    sms_id: str  # stable for this SMS across retries and redeliveries (Telnyx's Idempotency-Key)
+    callback_url: str | None = None  # where the provider posts delivery receipts, if asked
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The provider took the message: its id, and what it reported about size and price."""
+
     message_id: str
     segments: int | None = None
-    cost: str | None = None  # decimal string, in `currency`
+    cost: str | None = None  # a positive decimal string, in `currency`
     currency: str | None = None
 
 
@@ -56,44 +80,92 @@ class ProviderError(Exception):
         *,
         status: int | None = None,
         retry_after: float | None = None,
+        opted_out: bool = False,
     ) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(f"{kind} {code}")  # never the provider's text: it may hold a number
         self.kind = kind
         self.code = code
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.opted_out = opted_out
 
 
 class Provider(Protocol):
     name: str
+    # True when sending the same SMS again cannot text twice (Telnyx's Idempotency-Key).
+    idempotent: bool
 
-    def send(self, credentials: dict[str, str], sender: str, to: str, text: str) -> Receipt:
-        """Send one SMS; returns the provider's receipt or raises ProviderError."""
+    def send(self, credentials: dict[str, str], sms: Outbound) -> Accepted:
+        """Send one SMS; returns what the provider accepted or raises ProviderError."""
+        ...
+
+    def lookup(self, credentials: dict[str, str], sms: Outbound, since: datetime) -> Accepted | None:
+        """Whether the provider has this SMS, created at or after `since`: found, or None.
+        Raises ProviderError when the provider cannot tell."""
         ...
 
 
-def retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form only), or None."""
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def kind_for_status(status: int) -> Kind:
-    if status in (408, 429) or status >= 500:
+    if status in (429, 503):
         return "retry"
+    if status >= 500 or status == 408:
+        return "unknown"
     if status in (401, 402, 403):
         return "config"
     return "permanent"
 
 
-def post(url: str, *, headers: dict[str, str], body: bytes) -> urllib3.BaseHTTPResponse:
-    """POST with the shared pool; a failure to connect or to get an answer is retry-safe."""
+def wait_hint(response: urllib3.BaseHTTPResponse) -> float | None:
+    """Seconds the provider asks us to wait: `Retry-After` (seconds or an HTTP date), else
+    Telnyx's `x-ratelimit-reset` (seconds until the limit resets; providers.md 2.5)."""
+    value = response.headers.get("Retry-After")
+    if value is not None:
+        try:
+            return min(MAX_WAIT, max(0.0, float(value)))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+                return min(MAX_WAIT, max(0.0, when.timestamp() - time.time()))
+            except (TypeError, ValueError):
+                return None
+    reset = response.headers.get("x-ratelimit-reset")
     try:
-        return pool().request("POST", url, body=body, headers=headers, redirect=False)
+        return min(MAX_WAIT, max(0.0, float(reset))) if reset is not None else None
+    except ValueError:
+        return None
+
+
+def unreadable(provider: str, response: urllib3.BaseHTTPResponse) -> ProviderError:
+    """A success status whose body is not the provider's answer (a proxy's HTML page, say):
+    the message may well have been taken."""
+    return ProviderError(
+        "unknown",
+        "unreadable_answer",
+        f"{provider} answered {response.status} with a body that is not its API's answer",
+        status=response.status,
+    )
+
+
+def request(method: str, url: str, *, headers: dict[str, str], body: bytes | None = None) -> urllib3.BaseHTTPResponse:
+    """One HTTP call with the shared pool. A failure to connect is retry-safe; a failure after
+    the request left (no answer, a broken answer) leaves the outcome unknown."""
+    try:
+        return pool().request(method, url, body=body, headers=headers, redirect=False)
+    except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.SSLError) as exc:
+        # NewConnectionError and name resolution failures are ConnectTimeoutErrors too.
+        raise ProviderError("retry", "no_connection", f"could not connect ({type(exc).__name__})") from None
     except urllib3.exceptions.HTTPError as exc:
         reason = type(getattr(exc, "reason", None) or exc).__name__
-        raise ProviderError("retry", "network", f"no answer from the provider ({reason})") from exc
+        raise ProviderError(
+            "unknown", "no_answer", f"the request was sent but no answer came back ({reason})"
+        ) from None
+
+
+def header_safe(*values: str) -> None:
+    """Refuse a credential that cannot go into an HTTP header (a pasted newline, say): the HTTP
+    library would raise with the whole header, secret included, in its message."""
+    if any(not v or any(ord(c) < 0x20 or ord(c) == 0x7F for c in v) for v in values):
+        raise ProviderError(
+            "config", "bad_credentials", "a stored credential holds a control character; save the credentials again"
+        )

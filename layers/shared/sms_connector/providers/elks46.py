@@ -1,41 +1,102 @@
-"""46elks: form-encoded from/to/message, Basic auth, POST {ELKS46_API_URL}/a1/sms."""
+"""46elks: form-encoded from/to/message, Basic auth, POST {ELKS46_API_URL}/a1/sms.
+
+46elks has no idempotency key: after a lost answer the message is looked up in the SMS
+history by recipient and matched on sender, text and creation time (providers.md 8.2).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
 
 from ..config import settings
-from .base import ProviderError, Receipt, kind_for_status, post, retry_after
+from .base import Accepted, Outbound, ProviderError, header_safe, kind_for_status, request, unreadable, wait_hint
 
 
 class Elks46:
     name = "46elks"
+    idempotent = False
 
-    def send(self, credentials: dict[str, str], sender: str, to: str, text: str) -> Receipt:
+    def _headers(self, credentials: dict[str, str]) -> dict[str, str]:
+        header_safe(credentials["username"], credentials["password"])
         headers = urllib3.make_headers(basic_auth=f"{credentials['username']}:{credentials['password']}")
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
         headers["Accept"] = "application/json"
-        body = urlencode({"from": sender, "to": to, "message": text}).encode()
-        response = post(f"{settings().elks46_api_url.rstrip('/')}/a1/sms", headers=headers, body=body)
-        if response.status == 200:
-            try:
-                answer = json.loads(response.data)
-                return Receipt(
-                    message_id=str(answer["id"]),
-                    segments=int(answer["parts"]) if answer.get("parts") is not None else None,
-                    cost=f"{int(answer['cost']) / 10000:.4f}" if answer.get("cost") is not None else None,
-                )
-            except (ValueError, KeyError, TypeError):
-                raise ProviderError("retry", "bad_answer", "46elks answered 200 without a message id") from None
+        return headers
+
+    def _url(self, path: str) -> str:
+        return f"{settings().elks46_api_url.rstrip('/')}{path}"
+
+    def send(self, credentials: dict[str, str], sms: Outbound) -> Accepted:
+        headers = self._headers(credentials)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        fields = {"from": sms.sender, "to": sms.to, "message": sms.text}
+        if sms.callback_url:
+            fields["whendelivered"] = sms.callback_url
+        response = request("POST", self._url("/a1/sms"), headers=headers, body=urlencode(fields).encode())
+        if 200 <= response.status < 300:
+            answer = _json(response)
+            if not answer.get("id"):
+                raise unreadable("46elks", response)
+            return _accepted(answer)
         # 46elks errors are plain text; classify by status only (providers.md 1.5).
-        text_answer = response.data.decode("utf-8", "replace").strip()[:300] or response.reason or "error"
+        text = response.data.decode("utf-8", "replace").strip()[:300]
+        if text.lstrip().startswith("<"):  # a proxy's HTML page, not 46elks' words
+            text = ""
         raise ProviderError(
             kind_for_status(response.status),
             str(response.status),
-            text_answer,
+            text or response.reason or f"HTTP {response.status}",
             status=response.status,
-            retry_after=retry_after(response),
+            retry_after=wait_hint(response),
         )
+
+    def lookup(self, credentials: dict[str, str], sms: Outbound, since: datetime) -> Accepted | None:
+        after = since.astimezone(UTC) - timedelta(seconds=1)
+        query = urlencode({"to": sms.to, "end": after.strftime("%Y-%m-%dT%H:%M:%S.%f"), "limit": "100"})
+        response = request("GET", self._url(f"/a1/sms?{query}"), headers=self._headers(credentials))
+        items = _json(response).get("data")
+        if response.status != 200 or not isinstance(items, list):
+            raise ProviderError("unknown", "lookup_failed", f"46elks could not list messages (HTTP {response.status})")
+        for item in items:
+            if (
+                isinstance(item, dict)
+                and item.get("id")
+                and item.get("direction", "outgoing") == "outgoing"
+                and item.get("from") == sms.sender
+                and item.get("message") == sms.text
+                and _created(item) >= since
+            ):
+                return _accepted(item)
+        return None
+
+
+def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    try:
+        answer = json.loads(response.data) if response.data else {}
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _created(item: dict[str, Any]) -> datetime:
+    """46elks times are UTC without a zone (`2017-03-14T09:52:07.302000`)."""
+    try:
+        return datetime.fromisoformat(str(item.get("created")).removesuffix("Z")).replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def _accepted(answer: dict[str, Any]) -> Accepted:
+    parts, cost = answer.get("parts"), answer.get("cost")
+    return Accepted(
+        message_id=str(answer["id"]),
+        segments=int(parts) if isinstance(parts, int) and parts > 0 else None,
+        # 1/10000 of the account's currency, which the answer does not name (providers.md 1.4)
+        cost=str(Decimal(int(cost)) / 10000) if isinstance(cost, int) else None,
+        currency=None,
+    )

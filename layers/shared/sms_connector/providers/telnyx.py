@@ -1,45 +1,91 @@
-"""Telnyx v2: JSON from/to/text, Bearer API key, POST {TELNYX_API_URL}/v2/messages."""
+"""Telnyx v2: JSON from/to/text, Bearer API key, POST {TELNYX_API_URL}/v2/messages.
+
+Every send carries an `Idempotency-Key` (the SMS's id: the same on every retry and
+redelivery) and byte-identical JSON, so a resend after a lost answer cannot text twice:
+Telnyx replays the first success for 24 hours (providers.md 2.11).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import Any
+
+import urllib3
 
 from ..config import settings
-from .base import Kind, ProviderError, Receipt, kind_for_status, post, retry_after
+from .base import Accepted, Kind, Outbound, ProviderError, header_safe, kind_for_status, request, unreadable, wait_hint
 
 # Telnyx codes that mean the connector, not the recipient, is wrong (providers.md 5.2).
 _CONFIG_CODES = {"10009", "10010", "40013"}
+OPTED_OUT = "40300"
+REPLAY_HOURS = 24  # how long Telnyx replays a success for the same key
 
 
 class Telnyx:
     name = "telnyx"
+    idempotent = True
 
-    def send(self, credentials: dict[str, str], sender: str, to: str, text: str) -> Receipt:
+    def send(self, credentials: dict[str, str], sms: Outbound) -> Accepted:
+        key = credentials["apiKey"]
+        header_safe(key)
         headers = {
-            "Authorization": f"Bearer {credentials['apiKey']}",
+            "Authorization": f"Bearer {key}",
             "Content-Type": "application/json",
             "Accept": "application/json",
+            "Idempotency-Key": sms.sms_id,
         }
-        body = json.dumps({"from": sender, "to": to, "text": text}).encode()
-        response = post(f"{settings().telnyx_api_url.rstrip('/')}/v2/messages", headers=headers, body=body)
-        try:
-            answer = json.loads(response.data) if response.data else {}
-        except ValueError:
-            answer = {}
-        if response.status == 200:
-            data = answer.get("data") if isinstance(answer, dict) else None
+        fields = {"from": sms.sender, "to": sms.to, "text": sms.text}
+        if sms.callback_url:
+            fields["webhook_url"] = sms.callback_url
+        body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()  # the same bytes every time
+        response = request("POST", f"{settings().telnyx_api_url.rstrip('/')}/v2/messages", headers=headers, body=body)
+        answer = _json(response)
+        if 200 <= response.status < 300:
+            data = answer.get("data")
             if not isinstance(data, dict) or not data.get("id"):
-                raise ProviderError("retry", "bad_answer", "Telnyx answered 200 without a message id")
-            cost = data.get("cost") or {}
-            return Receipt(
-                message_id=str(data["id"]),
-                segments=int(data["parts"]) if data.get("parts") is not None else None,
-                cost=cost.get("amount"),
-                currency=cost.get("currency"),
-            )
-        errors = answer.get("errors") if isinstance(answer, dict) else None
+                raise unreadable("Telnyx", response)
+            return accepted(data)
+        errors = answer.get("errors")
         first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
         code = str(first.get("code") or response.status)
         message = " - ".join(str(first[k]) for k in ("title", "detail") if first.get(k)) or f"HTTP {response.status}"
         kind: Kind = "config" if code in _CONFIG_CODES else kind_for_status(response.status)
-        raise ProviderError(kind, code, message, status=response.status, retry_after=retry_after(response))
+        if response.status == 409 and code != OPTED_OUT:
+            kind = "retry"  # the same key is still in flight: ask again later with it (providers.md 2.11)
+        raise ProviderError(
+            kind,
+            code,
+            message,
+            status=response.status,
+            retry_after=wait_hint(response),
+            opted_out=code == OPTED_OUT,
+        )
+
+    def lookup(self, credentials: dict[str, str], sms: Outbound, since: datetime) -> Accepted | None:
+        # Telnyx lists no messages by recipient, and its detail records carry no text
+        # (providers.md 8.3): without the lost id it cannot tell.
+        raise ProviderError("unknown", "no_lookup", "Telnyx cannot look a message up without its id")
+
+
+def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    try:
+        answer = json.loads(response.data) if response.data else {}
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def accepted(data: dict[str, Any]) -> Accepted:
+    """A Telnyx message object (send answer or receipt payload) as what was accepted."""
+    raw_cost = data.get("cost")
+    cost: dict[str, Any] = raw_cost if isinstance(raw_cost, dict) else {}
+    parts = data.get("parts")
+    return Accepted(
+        message_id=str(data["id"]),
+        segments=int(parts) if isinstance(parts, int) and parts > 0 else None,
+        cost=str(cost["amount"]) if cost.get("amount") not in (None, "") else None,
+        currency=str(cost["currency"]).upper()
+        if cost.get("amount") not in (None, "") and cost.get("currency")
+        else None,
+    )

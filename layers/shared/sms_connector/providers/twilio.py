@@ -1,47 +1,53 @@
-"""Twilio: form-encoded To/From/Body, Basic sid:token, POST .../Accounts/{sid}/Messages.json."""
+"""Twilio: form-encoded To/From/Body, Basic sid:token, POST .../Accounts/{sid}/Messages.json.
+
+Twilio has no idempotency key on Messages (providers.md 5.3): after a lost answer the message
+is looked up by To and From and matched on its body and creation time (providers.md 8.1).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
 
 from ..config import settings
-from .base import Kind, ProviderError, Receipt, kind_for_status, post, retry_after
+from .base import Accepted, Kind, Outbound, ProviderError, header_safe, kind_for_status, request, unreadable, wait_hint
 
 # providers.md 3.6: codes that mean the connector or account is wrong, and the queue-full
 # code that clears by itself.
-_CONFIG_CODES = {20003, 20005, 10001, 21408, 21606, 21659, 21661, 21212, 21608, 30002}
+_CONFIG_CODES = {20003, 20005, 10001, 21408, 21606, 21659, 21660, 21661, 21212, 21608, 30002}
 _RETRY_CODES = {20429, 21611}
+OPTED_OUT = 21610
 
 
 class Twilio:
     name = "twilio"
+    idempotent = False
 
-    def send(self, credentials: dict[str, str], sender: str, to: str, text: str) -> Receipt:
-        sid = credentials["accountSid"]
-        headers = urllib3.make_headers(basic_auth=f"{sid}:{credentials['authToken']}")
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    def _account(self, credentials: dict[str, str]) -> tuple[str, dict[str, str]]:
+        sid, token = credentials["accountSid"], credentials["authToken"]
+        header_safe(sid, token)
+        headers = urllib3.make_headers(basic_auth=f"{sid}:{token}")
         headers["Accept"] = "application/json"
-        url = f"{settings().twilio_api_url.rstrip('/')}/2010-04-01/Accounts/{quote(sid, safe='')}/Messages.json"
-        response = post(url, headers=headers, body=urlencode({"To": to, "From": sender, "Body": text}).encode())
-        try:
-            answer = json.loads(response.data) if response.data else {}
-        except ValueError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
-        if response.status == 201:
+        return f"{settings().twilio_api_url.rstrip('/')}/2010-04-01/Accounts/{quote(sid, safe='')}", headers
+
+    def send(self, credentials: dict[str, str], sms: Outbound) -> Accepted:
+        base, headers = self._account(credentials)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        fields = {"To": sms.to, "From": sms.sender, "Body": sms.text}
+        if sms.callback_url:
+            fields["StatusCallback"] = sms.callback_url
+        response = request("POST", f"{base}/Messages.json", headers=headers, body=urlencode(fields).encode())
+        answer = _json(response)
+        if 200 <= response.status < 300:
             if not answer.get("sid"):
-                raise ProviderError("retry", "bad_answer", "Twilio answered 201 without a message sid")
-            segments = answer.get("num_segments")
-            return Receipt(
-                message_id=str(answer["sid"]),
-                segments=int(segments) if segments not in (None, "", "0") else None,
-                cost=answer.get("price"),
-                currency=answer.get("price_unit"),
-            )
+                raise unreadable("Twilio", response)
+            return _accepted(answer)
         code = answer.get("code")
         kind: Kind = kind_for_status(response.status)
         if code in _CONFIG_CODES:
@@ -50,5 +56,54 @@ class Twilio:
             kind = "retry"
         message = str(answer.get("message") or f"HTTP {response.status}")
         raise ProviderError(
-            kind, str(code or response.status), message, status=response.status, retry_after=retry_after(response)
+            kind,
+            str(code or response.status),
+            message,
+            status=response.status,
+            retry_after=wait_hint(response),
+            opted_out=code == OPTED_OUT,
         )
+
+    def lookup(self, credentials: dict[str, str], sms: Outbound, since: datetime) -> Accepted | None:
+        base, headers = self._account(credentials)
+        query = urlencode({"To": sms.to, "From": sms.sender, "PageSize": "50"})
+        response = request("GET", f"{base}/Messages.json?{query}", headers=headers)
+        answer = _json(response)
+        messages = answer.get("messages")
+        if response.status != 200 or not isinstance(messages, list):
+            raise ProviderError("unknown", "lookup_failed", f"Twilio could not list messages (HTTP {response.status})")
+        for message in messages:
+            if not isinstance(message, dict) or message.get("body") != sms.text or not message.get("sid"):
+                continue
+            try:
+                created = parsedate_to_datetime(str(message.get("date_created")))
+            except (TypeError, ValueError):
+                continue
+            if created >= since:
+                return _accepted(message)
+        return None
+
+
+def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    try:
+        answer = json.loads(response.data) if response.data else {}
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _accepted(answer: dict[str, Any]) -> Accepted:
+    segments = str(answer.get("num_segments") or "")
+    price = answer.get("price")
+    cost = None
+    if price not in (None, ""):
+        try:
+            cost = str(abs(Decimal(str(price))))  # Twilio shows charges as negative amounts
+        except InvalidOperation:
+            cost = None
+    return Accepted(
+        message_id=str(answer["sid"]),
+        segments=int(segments) if segments.isdigit() and segments != "0" else None,
+        cost=cost,
+        currency=str(answer.get("price_unit") or "").upper() or None if cost else None,
+    )

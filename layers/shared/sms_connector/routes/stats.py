@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import Router
 
-from .. import connectors, error_log, stats
+from .. import connectors, error_log
 from ..api import responses, tenant_of
 from ..models import LogPage, StatsOut
 
@@ -21,8 +21,7 @@ router = Router()
     responses=responses(200, "The statistics panel"),
 )
 def get_stats(connectorId: str) -> StatsOut:
-    connector = connectors.get(tenant_of(router), connectorId)
-    return StatsOut.model_validate(stats.read(connector["id"]))
+    return StatsOut.model_validate(connectors.stats_of(tenant_of(router), connectorId))
 
 
 @router.get(

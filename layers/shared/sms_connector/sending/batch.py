@@ -1,0 +1,374 @@
+"""Rule actions and test sends: one path from a batch of SMS to the providers and back.
+
+A batch is read once (connectors with one BatchGetItem, secrets from the version-keyed
+cache), claimed once (one transaction per 100 SMS), sent concurrently (a small thread pool),
+and recorded once: the backup emails it owes in one SQS call, then one transaction per ~100
+items that changes each SMS's record together with the counters and the log entries it owes
+(`record.py` says how each state change guards its side effects).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from .. import aws, clock, connector_store, credentials, ids, masking
+from ..config import settings
+from ..errors import InvalidField, NotFound
+from ..receipts import callback_url
+from ..text import Message
+from . import record
+from .attempts import deliver
+from .outcome import NOT_ATTEMPTED, SENT, UNKNOWN, Outcome
+from .record import Sms
+
+logger = Logger()
+LEASE_MARGIN = 30.0  # seconds a claim outlives the invocation's own deadline
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=settings().send_concurrency, thread_name_prefix="send")
+        return _executor
+
+
+class RuleAction(BaseModel):
+    """The rule engine's message on the send queue (DESIGN.md, Rule actions)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    connectorId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    message: Message
+    actionId: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    tenantId: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class ConnectorUnavailable(Exception):
+    """The action names a connector that does not exist, is not SMS, or is another tenant's."""
+
+
+class ActionBusy(Exception):
+    """Another invocation is sending this action right now; SQS will bring it back later."""
+
+
+class NotAttempted(Exception):
+    """No time was left to send some of this action's SMS; SQS will bring it back."""
+
+
+class NotRecorded(Exception):
+    """Some of this action's SMS went out but could not be recorded; the redelivery records them."""
+
+
+# --- rule actions (SQS) ---------------------------------------------------------------------
+
+
+def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: float) -> dict[str, Exception]:
+    """Send every (SQS message id, action id, action); answers the messages that must come back."""
+    failures: dict[str, Exception] = {}
+    connectors = connector_store.get_many({a.connectorId for _, _, a in actions})
+    smses: dict[str, Sms] = {}
+    secrets: dict[str, dict[str, str]] = {}
+    for message_id, action_id, action in actions:
+        connector = connectors.get(action.connectorId)
+        if (
+            connector is None
+            or connector["type"] != "sms"
+            or connector.get("deleting")
+            or (action.tenantId and action.tenantId != connector["tenantId"])
+        ):
+            failures[message_id] = ConnectorUnavailable(f"no SMS connector {action.connectorId} for this action")
+            continue
+        try:
+            secret = credentials.read(connector["secretArn"], connector["secretVersion"])
+        except Exception as exc:  # the record is retried, then lands in the DLQ
+            failures[message_id] = exc
+            continue
+        for recipient in connector["recipients"]:
+            sms = Sms(connector, action_id, recipient["to"], action.message, recipient.get("backupEmail"), "rule")
+            # The same rule action twice in one batch: one send per recipient, shared fates.
+            if sms.id in smses:
+                smses[sms.id].records.append(message_id)
+                continue
+            sms.records.append(message_id)
+            smses[sms.id] = sms
+            secrets[sms.id] = secret
+    _send(list(smses.values()), secrets, deadline, failures)
+    return failures
+
+
+# --- test sends (API) ----------------------------------------------------------------------
+
+
+def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | None, deadline: float) -> list[Outcome]:
+    """Send now to all of a connector's recipients, or to one; counted and logged, no backup
+    email. Recipients not reached in time are answered as not attempted."""
+    from ..connectors import get  # the API's data access: not needed by the queue consumer
+
+    connector = get(tenant_id, connector_id)
+    if connector["type"] != "sms":
+        raise NotFound("SMS connector")
+    recipients = connector["recipients"]
+    if to is not None:
+        recipients = [r for r in recipients if r["to"] == to]
+        if not recipients:  # only the connector's own recipients: the API is no free SMS gateway
+            raise InvalidField("to", "is not a recipient of this connector")
+    text = text or f"Test message from SMS connector '{connector['name']}'"
+    secret = credentials.read(connector["secretArn"], connector["secretVersion"])
+    action_id = f"test-{ids.ulid()}"
+    smses = [Sms(connector, action_id, r["to"], text, None, "test", records=["test"]) for r in recipients]
+    _send(smses, dict.fromkeys((s.id for s in smses), secret), deadline, {})
+    return [s.outcome for s in smses if s.outcome]
+
+
+# --- one batch of SMS ----------------------------------------------------------------------
+
+
+def _send(
+    smses: list[Sms], secrets: dict[str, dict[str, str]], deadline: float, failures: dict[str, Exception]
+) -> None:
+    if not smses:
+        return
+    owner = uuid.uuid4().hex
+    record.claim(smses, owner, time.time() + max(0.0, deadline - time.monotonic()) + LEASE_MARGIN)
+    todo: list[Sms] = []
+    to_record: list[Sms] = []
+    writes: list[record.Write] = []
+    warned: set[tuple[str, str]] = set()
+    for s in smses:
+        if s.claim == "busy":
+            _fail(failures, s, ActionBusy(f"action {s.action_id} is being sent by another invocation"))
+        elif s.claim == "claimed":
+            todo.append(s)
+        elif s.claim == "unrecorded":  # sent by an invocation that failed before recording it
+            s.outcome = Outcome(**s.stored["outcome"])
+            s.email_queued = bool(s.stored.get("emailQueued"))
+            to_record.append(s)
+        else:
+            writes += _already_done(s, warned)
+    _run(todo, secrets, deadline)
+    skipped = [s for s in todo if s.outcome and s.outcome.status == NOT_ATTEMPTED]
+    if skipped:
+        record.release(skipped, owner)
+        for s in skipped:
+            _fail(failures, s, NotAttempted(f"no time left to send action {s.action_id}"))
+    to_record += [s for s in todo if s.outcome and s.outcome.status != NOT_ATTEMPTED]
+    owed = [s for s in to_record if s.owes_email and s.outcome and not s.outcome.sent and not s.email_queued]
+    _queue_emails(owed, lambda s: _fallback_message(s))
+    receipts = {s.id: bool(callback_url(s.connector, secrets.get(s.id, {}), s.id)) for s in to_record}
+    minutes = settings().receipt_deadline_minutes
+    writes += [
+        record.outcome_write(s, owner, receipt_asked=receipts[s.id], deadline_minutes=minutes) for s in to_record
+    ]
+    not_written = {w.sms_id for w in record.commit(writes)}
+    if not_written:
+        lost = [s for s in to_record if s.id in not_written]
+        record.keep_unrecorded(lost, owner)
+        for s in lost:
+            _fail(failures, s, NotRecorded(f"action {s.action_id} was sent but not recorded yet"))
+    _observe([s.outcome for s in to_record if s.outcome])
+
+
+def _fail(failures: dict[str, Exception], sms: Sms, why: Exception) -> None:
+    for message_id in sms.records:
+        failures[message_id] = why
+
+
+def _run(smses: list[Sms], secrets: dict[str, dict[str, str]], deadline: float) -> None:
+    def one(s: Sms) -> Outcome:
+        try:
+            return deliver(s, secrets[s.id], callback_url(s.connector, secrets[s.id], s.id), deadline)
+        except Exception as exc:
+            # A bug, or an answer we cannot read: the request may have left. Never log the
+            # exception's text (it may hold a credential or a number): its type says enough.
+            logger.error("unexpected error while sending", extra={"error_type": type(exc).__name__})
+            return Outcome(
+                connector_id=s.connector["id"],
+                tenant_id=s.connector["tenantId"],
+                provider=s.provider,
+                action_id=s.action_id,
+                to=s.to,
+                status=UNKNOWN,
+                at=clock.iso(clock.now()),
+                error_kind="unknown",
+                error_code="internal_error",
+                error_message=f"unexpected {type(exc).__name__} while sending",
+            )
+
+    for s, outcome in zip(smses, executor().map(one, smses), strict=True):
+        s.outcome = outcome
+
+
+def _already_done(s: Sms, warned: set[tuple[str, str]]) -> list[record.Write]:
+    """A redelivered SMS: nobody is texted again. What may still be owed: the backup email
+    whose queueing failed, and a word in the log when the action id came back with another text."""
+    writes = []
+    stored = s.stored
+    reused = stored.get("textHash") and stored["textHash"] != record.text_hash(s.text)
+    if reused and s.kind == "rule" and (s.connector["id"], s.action_id) not in warned:
+        warned.add((s.connector["id"], s.action_id))
+        writes.append(_reused(s))
+    if stored.get("emailState") == "due" and stored.get("backupEmail"):
+        queued = _queue_emails([s], lambda _: _fallback_message_of(stored, s.connector))
+        if queued:
+            writes.append(
+                record.change_write(
+                    s.id,
+                    s.connector["id"],
+                    record.Change(
+                        sets={"emailState": "queued"},
+                        removes=(),
+                        condition="emailState = :due",
+                        condition_values={":due": {"S": "due"}},
+                    ),
+                )
+            )
+    return writes
+
+
+def _reused(s: Sms) -> record.Write:
+    """An action id that was already sent on this connector with another message: not sent
+    again, and said so once per SQS message that reuses it."""
+    at = clock.iso(clock.now())
+    message = (
+        f"rule action {s.action_id} was already sent on this connector with another message; "
+        "this one was not sent (give each firing its own actionId)"
+    )
+    delta = record.Delta(at=at, last_error=message)
+    change = record.Change(
+        sets={"lastReusedAt": at},
+        removes=(),
+        condition="NOT contains(reusedBy, :message)",
+        condition_values={":message": {"S": s.records[0]}},
+        delta=delta,
+        log=record.log_item(
+            s.connector["id"],
+            at,
+            "warning",
+            message,
+            provider=s.provider,
+            recipient=None,
+            code="action_id_reused",
+            action_id=s.action_id,
+        ),
+    )
+    write = record.change_write(s.id, s.connector["id"], change)
+    update = write.update["Update"]
+    update["UpdateExpression"] += " ADD reusedBy :messages"
+    update["ExpressionAttributeValues"][":messages"] = {"SS": [s.records[0]]}
+    return write
+
+
+def _fallback_message(s: Sms) -> dict[str, Any]:
+    o = s.outcome
+    assert o is not None
+    return {
+        "smsId": s.id,
+        "connectorId": s.connector["id"],
+        "tenantId": s.connector["tenantId"],
+        "actionId": s.action_id,
+        "to": masking.number(s.to),
+        "backupEmail": s.backup_email,
+        "emailConnectorId": s.connector.get("emailConnectorId"),
+        "message": s.text,
+        "provider": s.provider,
+        "outcome": o.status,
+        "errorCode": o.error_code,
+        "errorKind": o.error_kind,
+        "reason": masking.text(o.error_message or ""),
+        "failedAt": o.at,
+    }
+
+
+def _fallback_message_of(stored: dict[str, Any], connector: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "smsId": record.sms_id(connector["id"], stored["actionId"], stored["to"]),
+        "connectorId": connector["id"],
+        "tenantId": connector["tenantId"],
+        "actionId": stored["actionId"],
+        "to": masking.number(stored["to"]),
+        "backupEmail": stored["backupEmail"],
+        "emailConnectorId": connector.get("emailConnectorId"),
+        "message": stored.get("text", ""),
+        "provider": connector["provider"],
+        "outcome": str(stored.get("state", "")).lower(),
+        "errorCode": stored.get("errorCode"),
+        "errorKind": stored.get("errorKind"),
+        "reason": "",
+        "failedAt": stored.get("receiptAt") or stored.get("at"),
+    }
+
+
+def _queue_emails(smses: list[Sms], message: Any) -> bool:
+    """Queue the backup emails `smses` owe (one SQS call per 10); marks each queued one."""
+    url = settings().fallback_queue_url
+    if not smses or not url:
+        return False
+    entries = [{"Id": str(i), "MessageBody": json.dumps(message(s))} for i, s in enumerate(smses)]
+    queued = True
+    for start in range(0, len(entries), 10):
+        batch = entries[start : start + 10]
+        try:
+            answer = aws.client("sqs").send_message_batch(QueueUrl=url, Entries=batch)
+            if answer.get("Failed"):
+                failed = {f["Id"] for f in answer["Failed"]}
+                retry = [e for e in batch if e["Id"] in failed]
+                answer = aws.client("sqs").send_message_batch(QueueUrl=url, Entries=retry)
+            failed = {f["Id"] for f in answer.get("Failed", [])}
+        except Exception as exc:  # the record keeps the email as due: a redelivery queues it
+            logger.warning("could not queue backup emails", extra={"error_type": type(exc).__name__})
+            failed = {e["Id"] for e in batch}
+        for e in batch:
+            ok = e["Id"] not in failed
+            smses[int(e["Id"])].email_queued = ok
+            queued = queued and ok
+    return queued
+
+
+def _observe(outcomes: list[Outcome]) -> None:
+    """One structured log line per failure or warning, and EMF metrics per provider."""
+    for o in outcomes:
+        if o.notice:
+            log = logger.error if o.status != SENT else logger.warning
+            log(
+                {"sent": "sms sent after retries", "failed": "sms failed", "unknown": "sms outcome unknown"}[o.status],
+                extra={
+                    "connector_id": o.connector_id,
+                    "tenant_id": o.tenant_id,
+                    "provider": o.provider,
+                    "error_code": o.error_code,
+                    "error_message": masking.text(o.error_message or ""),
+                    "error_kind": o.error_kind,
+                    "recipient": masking.number(o.to),
+                    "action_id": o.action_id,
+                    "attempts": o.attempts,
+                },
+            )
+    for provider in sorted({o.provider for o in outcomes}):
+        mine = [o for o in outcomes if o.provider == provider]
+        metrics = EphemeralMetrics()  # its own metric set: nothing shared between threads or batches
+        metrics.add_dimension(name="provider", value=provider)
+        metrics.add_metric(name="SmsSent", unit=MetricUnit.Count, value=sum(o.sent for o in mine))
+        metrics.add_metric(name="SmsFailed", unit=MetricUnit.Count, value=sum(o.status == "failed" for o in mine))
+        metrics.add_metric(name="SmsUnknown", unit=MetricUnit.Count, value=sum(o.status == UNKNOWN for o in mine))
+        for o in mine:
+            if o.latency_ms is not None:
+                metrics.add_metric(name="ProviderLatency", unit=MetricUnit.Milliseconds, value=o.latency_ms)
+        with warnings.catch_warnings():
+            # At 100 values Powertools publishes by itself; an empty remainder is not worth a warning.
+            warnings.simplefilter("ignore", UserWarning)
+            metrics.flush_metrics()

@@ -1,0 +1,727 @@
+"""The life of one SMS: its record, its states, and the side effects each state change owes.
+
+One item per SMS (one connector, one rule action or test send, one recipient), keyed by a
+stable id (`sms_id`): the same on every retry and redelivery, so it is also Telnyx's
+Idempotency-Key and the `sms` parameter of the receipt URL.
+
+    (none) --claim--> CLAIMED --outcome--> SENT | FAILED | UNKNOWN
+                         |                  SENT --receipt--> DELIVERED | UNDELIVERED | NO_RECEIPT
+                         |                  SENT --deadline--> NO_RECEIPT
+                         |                  UNKNOWN --receipt--> DELIVERED | UNDELIVERED
+                         +--recording failed--> UNRECORDED --outcome--> (as above)
+                         +--no time to try--> CLAIMED, released (the next delivery takes it fresh)
+
+Why nobody is texted twice and nothing is counted twice:
+- A claim is a conditional write: one invocation at a time holds an SMS (with a lease).
+- Every side effect on the counters and the error log is written in the SAME DynamoDB
+  transaction as the state change that owes it, conditioned on the state it leaves. A
+  redelivery finds the state already changed and does nothing again.
+- A claim whose holder died (lease over) may have reached the provider: the next holder sends
+  again only if that cannot text twice (Telnyx with the same Idempotency-Key, within the 24 h
+  Telnyx replays) or after the provider's look-up says the message does not exist.
+- A backup email is owed by the states FAILED, UNKNOWN and UNDELIVERED (rule actions with a
+  backup email): the message for the fallback queue is sent before the state change is
+  committed, and the email itself is guarded here too (`email*` attributes): the fallback
+  function claims it, and counts it in the same transaction that marks it sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from .. import clock, dynamo, error_log, masking
+from ..stats import Delta, updates
+from .outcome import FAILED, SENT, UNKNOWN, Outcome
+
+logger = Logger()
+
+CLAIMED = "CLAIMED"
+UNRECORDED = "UNRECORDED"
+STATE_SENT = "SENT"
+STATE_FAILED = "FAILED"
+STATE_UNKNOWN = "UNKNOWN"
+DELIVERED = "DELIVERED"
+UNDELIVERED = "UNDELIVERED"
+NO_RECEIPT = "NO_RECEIPT"
+SUPPRESSED = "SUPPRESSED"
+OUTCOME_STATES = {SENT: STATE_SENT, FAILED: STATE_FAILED, UNKNOWN: STATE_UNKNOWN}
+FINAL = {STATE_SENT, STATE_FAILED, STATE_UNKNOWN, DELIVERED, UNDELIVERED, NO_RECEIPT, SUPPRESSED}
+
+KEEP_SECONDS = 14 * 24 * 3600  # longer than SQS keeps a message (at most 14 days)
+AWAIT_SHARDS = 8  # the receipt deadline index is spread over this many partition keys
+_TRANSACTION_ITEMS = 100
+_CLAIM_ATTRIBUTES = ("owner", "leaseUntil", "mayBeSent", "released", "outcome")
+
+
+def sms_id(connector_id: str, action_id: str, to: str) -> str:
+    """The SMS's stable id: 32 hex characters, the same for every delivery of the action."""
+    return hashlib.sha256(f"{connector_id}\x00{action_id}\x00{to}".encode()).hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def key(sms: str) -> dict[str, Any]:
+    return {"pk": {"S": f"SMS#{sms}"}, "sk": {"S": "SMS"}}
+
+
+@dataclass
+class Sms:
+    """One SMS of a batch: what to send, and what its record said when it was claimed."""
+
+    connector: dict[str, Any]
+    action_id: str
+    to: str
+    text: str
+    backup_email: str | None = None
+    kind: str = "rule"  # "rule" (from the send queue) or "test" (the test route: no backup email)
+    records: list[str] = field(default_factory=list)  # the SQS messages that carry it
+    claim: str | None = None  # "claimed", "busy", "done" or "unrecorded"
+    may_be_sent: bool = False  # an earlier holder may have reached the provider
+    claimed_at: float = 0.0  # when it was first claimed (epoch seconds)
+    stored: dict[str, Any] = field(default_factory=dict)  # the record as read, when it existed
+    outcome: Outcome | None = None
+    email_queued: bool = False
+
+    @property
+    def id(self) -> str:
+        return sms_id(self.connector["id"], self.action_id, self.to)
+
+    @property
+    def provider(self) -> str:
+        return str(self.connector["provider"])
+
+    @property
+    def owes_email(self) -> bool:
+        return self.kind == "rule" and bool(self.backup_email)
+
+
+# --- claiming --------------------------------------------------------------------------------
+
+
+def claim(smses: list[Sms], owner: str, lease_until: float) -> None:
+    """Claim every SMS for `owner` until `lease_until`; sets each one's `claim`:
+    "claimed" (ours to send), "busy" (another invocation holds it), "done" (already has an
+    outcome: `stored` holds the record) or "unrecorded" (sent, not yet counted: `stored`)."""
+    now = time.time()
+    for start in range(0, len(smses), _TRANSACTION_ITEMS):
+        pending = smses[start : start + _TRANSACTION_ITEMS]
+        conflicts = 0
+        while pending:
+            try:
+                dynamo.client().transact_write_items(
+                    TransactItems=[_fresh(s, owner, lease_until, now) for s in pending]
+                )
+            except dynamo.client().exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                taken = [s for s, r in zip(pending, reasons, strict=False) if r.get("Code") == "ConditionalCheckFailed"]
+                if not taken:  # a conflict with a concurrent transaction: try again shortly
+                    conflicts += 1
+                    if conflicts > 5:
+                        raise
+                    time.sleep(0.05 * conflicts)
+                    continue
+                _existing(taken, owner, lease_until, now)
+                pending = [s for s in pending if s.claim is None]
+                continue
+            for s in pending:
+                s.claim, s.claimed_at = "claimed", now
+            break
+
+
+def _fresh(s: Sms, owner: str, lease_until: float, now: float) -> dict[str, Any]:
+    values = {
+        "state": CLAIMED,
+        "owner": owner,
+        "leaseUntil": int(lease_until),
+        "claimedAt": int(now),
+        "connectorId": s.connector["id"],
+        "tenantId": s.connector["tenantId"],
+        "provider": s.provider,
+        "actionId": s.action_id,
+        "kind": s.kind,
+        "textHash": text_hash(s.text),
+        "expiresAt": int(now) + KEEP_SECONDS,
+    }
+    return {
+        "Put": {
+            "TableName": dynamo.table(),
+            "Item": key(s.id) | dynamo.to_item(values),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def _existing(smses: list[Sms], owner: str, lease_until: float, now: float) -> None:
+    found = {i["pk"]["S"]: dynamo.from_item(i) for i in dynamo.batch_get([key(s.id) for s in smses], consistent=True)}
+    for s in smses:
+        stored = found.get(f"SMS#{s.id}")
+        if stored is None:  # gone between the write and the read (expired): claim it afresh
+            continue
+        s.stored = stored
+        state = stored.get("state")
+        if state == UNRECORDED:
+            s.claim = "unrecorded"
+        elif state in FINAL:
+            s.claim = "done"
+        elif int(stored.get("leaseUntil", 0)) >= now:
+            s.claim = "busy"
+        else:
+            _reclaim(s, stored, owner, lease_until)
+
+
+def _reclaim(s: Sms, stored: dict[str, Any], owner: str, lease_until: float) -> None:
+    """Take over a claim whose holder's lease ran out: that holder may have reached the
+    provider, unless it released the claim saying it had not tried."""
+    may_be_sent = bool(stored.get("mayBeSent")) or not stored.get("released")
+    try:
+        dynamo.client().update_item(
+            TableName=dynamo.table(),
+            Key=key(s.id),
+            UpdateExpression="SET #owner = :me, leaseUntil = :lease, mayBeSent = :maybe REMOVE released",
+            ConditionExpression="#state = :claimed AND #owner = :old AND leaseUntil = :oldLease",
+            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+            ExpressionAttributeValues={
+                ":me": {"S": owner},
+                ":lease": {"N": str(int(lease_until))},
+                ":maybe": {"BOOL": may_be_sent},
+                ":claimed": {"S": CLAIMED},
+                ":old": {"S": str(stored.get("owner", ""))},
+                ":oldLease": {"N": str(int(stored.get("leaseUntil", 0)))},
+            },
+        )
+    except dynamo.client().exceptions.ConditionalCheckFailedException:
+        s.claim = "busy"  # another invocation took it over first
+        return
+    s.claim, s.may_be_sent = "claimed", may_be_sent
+    s.claimed_at = float(stored.get("claimedAt", time.time()))
+
+
+def release(smses: Iterable[Sms], owner: str) -> None:
+    """Give back claims that were not attempted (no time left), so the redelivery takes them.
+    A claim that may already have reached the provider keeps saying so."""
+    for s in smses:
+        try:
+            dynamo.client().update_item(
+                TableName=dynamo.table(),
+                Key=key(s.id),
+                UpdateExpression="SET leaseUntil = :zero, released = :released",
+                ConditionExpression="#state = :claimed AND #owner = :me",
+                ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+                ExpressionAttributeValues={
+                    ":zero": {"N": "0"},
+                    ":released": {"BOOL": not s.may_be_sent},
+                    ":claimed": {"S": CLAIMED},
+                    ":me": {"S": owner},
+                },
+            )
+        except dynamo.client().exceptions.ConditionalCheckFailedException:
+            pass  # no longer ours: its lease ran out and another invocation took it
+
+
+def keep_unrecorded(smses: Iterable[Sms], owner: str) -> None:
+    """Best effort after recording failed: keep each outcome on its claim (UNRECORDED), so the
+    redelivery records it without sending again. Claims recorded meanwhile are left alone."""
+    for s in smses:
+        if s.outcome is None:
+            continue
+        try:
+            dynamo.client().update_item(
+                TableName=dynamo.table(),
+                Key=key(s.id),
+                UpdateExpression="SET #state = :unrecorded, outcome = :outcome, emailQueued = :queued",
+                ConditionExpression="#state = :claimed AND #owner = :me",
+                ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+                ExpressionAttributeValues={
+                    ":unrecorded": {"S": UNRECORDED},
+                    ":outcome": {"M": dynamo.to_item(stored_outcome(s.outcome))},
+                    ":queued": {"BOOL": s.email_queued},
+                    ":claimed": {"S": CLAIMED},
+                    ":me": {"S": owner},
+                },
+            )
+        except Exception as exc:  # the redelivery falls back on the lease and a look-up
+            logger.warning("could not keep an unrecorded outcome", extra={"error_type": type(exc).__name__})
+
+
+def stored_outcome(outcome: Outcome) -> dict[str, Any]:
+    """An outcome as a record keeps it (DynamoDB holds no floats: the latency stays out)."""
+    values = {k: v for k, v in vars(outcome).items() if k != "latency_ms"}
+    return values
+
+
+# --- state changes and what they owe ----------------------------------------------------------
+
+
+@dataclass
+class Write:
+    """One state change of one record, with the side effects it owes, ready to commit."""
+
+    sms_id: str
+    connector_id: str
+    update: dict[str, Any]  # the record's conditional Update
+    log: dict[str, Any] | None = None  # an error-log Put
+    delta: Delta | None = None
+    # Called with the record as it is now when the condition failed; answers a new Write, or
+    # None when another invocation has done (or will do) this change.
+    retry: Callable[[dict[str, Any]], Write | None] | None = None
+
+
+def _update(
+    sms: str,
+    *,
+    sets: dict[str, Any],
+    removes: Iterable[str] = (),
+    condition: str,
+    condition_values: dict[str, Any],
+    adds: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    names: dict[str, str] = {"#state": "state"}
+    values: dict[str, Any] = dict(condition_values)
+    parts = []
+    for i, (name, value) in enumerate(sets.items()):
+        names[f"#n{i}"] = name
+        values[f":v{i}"] = _typed(value)
+        parts.append(f"#n{i} = :v{i}")
+    expression = "SET " + ", ".join(parts)
+    removes = [r for r in removes if r not in sets]
+    if removes:
+        for i, name in enumerate(removes):
+            names[f"#r{i}"] = name
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+    if adds:
+        for i, (name, value) in enumerate(adds.items()):
+            names[f"#d{i}"] = name
+            values[f":d{i}"] = value
+        expression += " ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(adds)))
+    for placeholder in list(names):
+        if placeholder not in expression and placeholder not in condition:
+            names.pop(placeholder)
+    return {
+        "Update": {
+            "TableName": dynamo.table(),
+            "Key": key(sms),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names | ({"#owner": "owner"} if "#owner" in condition else {}),
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def _typed(value: Any) -> dict[str, Any]:
+    return dynamo.to_item({"v": value})["v"]
+
+
+def log_item(
+    connector_id: str,
+    at: str,
+    level: str,
+    message: str,
+    *,
+    provider: str | None,
+    recipient: str | None,
+    code: str | None,
+    action_id: str | None,
+    kind: str = "sms",
+) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": dynamo.table(),
+            "Item": error_log.entry_item(
+                connector_id,
+                at=at,
+                level=level,
+                message=message,
+                provider=provider,
+                recipient=recipient,
+                error_code=code,
+                action_id=action_id,
+                kind=kind,
+            ),
+        }
+    }
+
+
+def receipt_deadline(sent_at: str, minutes: int) -> str:
+    return clock.iso(clock.parse(sent_at) + timedelta(minutes=minutes))
+
+
+def outcome_write(s: Sms, owner: str, *, receipt_asked: bool, deadline_minutes: int) -> Write:
+    """The write that records `s.outcome` (SENT, FAILED or UNKNOWN) on its claim, with the
+    counters, the log entry and the backup email it owes."""
+    o = s.outcome
+    assert o is not None and o.status in OUTCOME_STATES
+    state = OUTCOME_STATES[o.status]
+    delta = Delta(at=o.at)
+    sets: dict[str, Any] = {
+        "state": state,
+        "at": o.at,
+        "attempts": o.attempts,
+        "to": s.to,
+        "receipt": receipt_asked and o.sent,
+    }
+    for name, value in (
+        ("messageId", o.message_id),
+        ("segments", o.segments),
+        ("errorCode", o.error_code),
+        ("errorKind", o.error_kind),
+    ):
+        if value is not None:
+            sets[name] = value
+    if o.sent:
+        delta.sent, delta.last_sent_at = 1, o.at
+        delta.segments = o.segments or 0
+        if o.cost is not None:
+            delta.add_cost(o.cost, o.currency or s.connector.get("accountCurrency"))
+            sets["costCounted"] = True
+        if receipt_asked:
+            delta.pending = 1
+            deadline = receipt_deadline(o.at, deadline_minutes)
+            sets["gsi2pk"] = f"AWAIT#{int(s.id[:4], 16) % AWAIT_SHARDS}"
+            sets["gsi2sk"] = f"{deadline}#{s.id}"
+            sets["expiresAt"] = max(
+                int(s.claimed_at) + KEEP_SECONDS, int(clock.parse(deadline).timestamp()) + 2 * 24 * 3600
+            )
+    elif o.status == FAILED:
+        delta.fails, delta.last_failed_at = 1, o.at
+    else:
+        delta.unknown = 1
+    if s.backup_email and s.kind == "rule":
+        # Kept for the backup email a later receipt may owe (undelivered), or a redelivery re-queues.
+        sets |= {"backupEmail": s.backup_email, "text": s.text}
+        if o.status != SENT:
+            sets["emailState"] = "queued" if s.email_queued else "due"
+    log = None
+    notice = o.notice
+    if notice:
+        delta.last_error = masking.text(notice)
+        log = log_item(
+            s.connector["id"],
+            o.at,
+            o.level,
+            notice,
+            provider=o.provider,
+            recipient=s.to,
+            code=o.error_code,
+            action_id=s.action_id,
+        )
+    if s.claim == "unrecorded":
+        condition, values = "#state = :unrecorded", {":unrecorded": {"S": UNRECORDED}}
+    else:
+        condition = "#state = :claimed AND #owner = :me"
+        values = {":claimed": {"S": CLAIMED}, ":me": {"S": owner}}
+    if o.sent:
+        condition += " AND attribute_not_exists(earlyReceipt)"
+    update = _update(
+        s.id,
+        sets=sets,
+        removes=_CLAIM_ATTRIBUTES,
+        condition=condition,
+        condition_values=values,
+    )
+
+    def retry(now: dict[str, Any]) -> Write | None:
+        mine = (
+            now.get("state") == UNRECORDED
+            if s.claim == "unrecorded"
+            else (now.get("state") == CLAIMED and now.get("owner") == owner)
+        )
+        if not mine:
+            return None  # recorded, or taken over, by another invocation
+        report = now.get("earlyReceipt")
+        if o.sent and isinstance(report, dict):
+            return _sent_with_early_receipt(s, owner, receipt_asked, deadline_minutes, report)
+        return None
+
+    return Write(s.id, s.connector["id"], update, log, delta, retry)
+
+
+def _sent_with_early_receipt(
+    s: Sms, owner: str, receipt_asked: bool, deadline_minutes: int, report: dict[str, Any]
+) -> Write | None:
+    """A final receipt came before the outcome was recorded: record both in one change."""
+    first = outcome_write(s, owner, receipt_asked=receipt_asked, deadline_minutes=deadline_minutes)
+    sets = _sets_of(first.update)
+    as_sent = sets | {"connectorId": s.connector["id"], "kind": s.kind, "actionId": s.action_id, "provider": s.provider}
+    change = receipt_change(as_sent, Report(**report))
+    if change is None or change.delta is None:
+        return None
+    assert first.delta is not None
+    sets = {k: v for k, v in sets.items() if k not in ("gsi2pk", "gsi2sk")} | change.sets
+    condition = first.update["Update"]["ConditionExpression"].replace(
+        "attribute_not_exists(earlyReceipt)", "attribute_exists(earlyReceipt)"
+    )
+    values = {k: v for k, v in first.update["Update"]["ExpressionAttributeValues"].items() if not k.startswith(":v")}
+    update = _update(
+        s.id,
+        sets=sets,
+        removes=(*_CLAIM_ATTRIBUTES, "earlyReceipt", "gsi2pk", "gsi2sk", *change.removes),
+        condition=condition,
+        condition_values=values,
+    )
+    logs = [x for x in (first.log, change.log) if x]
+    return Write(s.id, s.connector["id"], update, logs[-1] if logs else None, merge(first.delta, change.delta))
+
+
+def _sets_of(update: dict[str, Any]) -> dict[str, Any]:
+    """The plain values an Update built by `_update` sets (to rebuild it with changes)."""
+    u = update["Update"]
+    names, values = u["ExpressionAttributeNames"], u["ExpressionAttributeValues"]
+    return {
+        name: dynamo.from_item({"v": values[":v" + placeholder[2:]]})["v"]
+        for placeholder, name in names.items()
+        if placeholder.startswith("#n")
+    }
+
+
+def merge(a: Delta, b: Delta) -> Delta:
+    """Two deltas of one connector as one."""
+    out = Delta(at=max(a.at, b.at))
+    for name in (
+        "sent",
+        "fails",
+        "unknown",
+        "delivered",
+        "undelivered",
+        "pending",
+        "no_receipt",
+        "suppressed",
+        "fallback_sent",
+        "fallback_failed",
+        "segments",
+    ):
+        setattr(out, name, getattr(a, name) + getattr(b, name))
+    for d in (a, b):
+        for currency, amount in d.cost.items():
+            out.cost[currency] = out.cost.get(currency, 0) + amount
+    for name in ("last_sent_at", "last_failed_at", "last_delivered_at"):
+        setattr(out, name, max((v for v in (getattr(a, name), getattr(b, name)) if v), default=None))
+    out.last_error = (b if b.at >= a.at else a).last_error or a.last_error or b.last_error
+    return out
+
+
+# --- receipts, the deadline, the backup email -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """A delivery receipt, in our words, whatever the provider."""
+
+    message_id: str
+    status: str  # "delivered", "undelivered", "unconfirmed" (final, no verdict) or "interim"
+    at: str
+    error_code: str | None = None
+    error_message: str | None = None  # the provider's words: masked when written
+    cost: str | None = None
+    currency: str | None = None
+
+
+@dataclass
+class Change:
+    """What a receipt or the deadline does to a record."""
+
+    sets: dict[str, Any]
+    removes: tuple[str, ...]
+    condition: str
+    condition_values: dict[str, Any]
+    delta: Delta | None = None
+    log: dict[str, Any] | None = None
+    owes_email: bool = False
+
+
+def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
+    """What `report` does to the SMS `record` (as read): None when it changes nothing
+    (an interim status, a duplicate, a late receipt, another message's id)."""
+    state = record.get("state")
+    if report.status == "interim" or (record.get("messageId") and record["messageId"] != report.message_id):
+        return None
+    if state in (CLAIMED, UNRECORDED):
+        # The outcome is not recorded yet: keep the receipt on the claim; the recording applies it.
+        return Change(
+            sets={"earlyReceipt": {k: v for k, v in vars(report).items() if v is not None}},
+            removes=(),
+            condition="#state = :was AND attribute_not_exists(earlyReceipt)",
+            condition_values={":was": {"S": str(state)}},
+        )
+    if state not in (STATE_SENT, STATE_UNKNOWN) or (state == STATE_UNKNOWN and report.status == "unconfirmed"):
+        return None
+    delta = Delta(at=report.at)
+    final = {"delivered": DELIVERED, "undelivered": UNDELIVERED, "unconfirmed": NO_RECEIPT}[report.status]
+    sets: dict[str, Any] = {"state": final, "receiptAt": report.at, "messageId": report.message_id}
+    if state == STATE_SENT and record.get("receipt"):
+        delta.pending = -1
+    log = None
+    owes_email = False
+    if final == DELIVERED:
+        delta.delivered, delta.last_delivered_at = 1, report.at
+    elif final == NO_RECEIPT:
+        delta.no_receipt = 1
+    else:
+        delta.undelivered = 1
+        why = (
+            f"{record.get('provider')} {report.error_code or 'undelivered'}: {report.error_message or 'not delivered'}"
+        )
+        message = f"not delivered: {why}"
+        delta.last_error = masking.text(message)
+        if report.error_code:
+            sets["errorCode"] = report.error_code
+        log = log_item(
+            str(record.get("connectorId")),
+            report.at,
+            "error",
+            message,
+            provider=record.get("provider"),
+            recipient=record.get("to"),
+            code=report.error_code,
+            action_id=record.get("actionId"),
+        )
+        # An UNKNOWN SMS already had its backup email; a SENT one owes it now.
+        owes_email = state == STATE_SENT and record.get("kind", "rule") == "rule" and bool(record.get("backupEmail"))
+        if owes_email:
+            sets["emailState"] = "due"
+    if report.cost is not None and not record.get("costCounted") and state == STATE_SENT:
+        delta.add_cost(report.cost, report.currency)
+        sets["costCounted"] = True
+    return Change(
+        sets=sets,
+        removes=("gsi2pk", "gsi2sk"),
+        condition="#state = :was",
+        condition_values={":was": {"S": str(state)}},
+        delta=delta,
+        log=log,
+        owes_email=owes_email,
+    )
+
+
+def deadline_change(record: dict[str, Any]) -> Change:
+    """A SENT SMS whose receipt deadline passed with no final receipt."""
+    delta = Delta(at=clock.iso(clock.now()), no_receipt=1, pending=-1)
+    return Change(
+        sets={"state": NO_RECEIPT},
+        removes=("gsi2pk", "gsi2sk"),
+        condition="#state = :was AND attribute_exists(gsi2pk)",
+        condition_values={":was": {"S": STATE_SENT}},
+        delta=delta,
+    )
+
+
+def change_write(sms: str, connector_id: str, change: Change) -> Write:
+    update = _update(
+        sms,
+        sets=change.sets,
+        removes=change.removes,
+        condition=change.condition,
+        condition_values=change.condition_values,
+    )
+    return Write(sms, connector_id, update, change.log, change.delta)
+
+
+def read(sms: str) -> dict[str, Any] | None:
+    item = dynamo.client().get_item(TableName=dynamo.table(), Key=key(sms), ConsistentRead=True).get("Item")
+    return dynamo.from_item(item) if item else None
+
+
+# --- committing -------------------------------------------------------------------------------
+
+
+def commit(writes: list[Write]) -> list[Write]:
+    """Commit `writes` in as few transactions as DynamoDB allows (100 items each): a chunk's
+    record changes, log entries and counters together. Answers the writes that could not be
+    committed (the caller keeps their outcomes for the redelivery)."""
+    failed: list[Write] = []
+    for chunk in _chunks(writes):
+        try:
+            _commit_chunk(chunk)
+        except Exception as exc:
+            logger.warning("recording failed", extra={"error_type": type(exc).__name__, "smses": len(chunk)})
+            failed.extend(chunk)
+    return failed
+
+
+def _chunks(writes: list[Write]) -> list[list[Write]]:
+    chunks: list[list[Write]] = []
+    current: list[Write] = []
+    size = 0
+    connectors: set[str] = set()
+    for w in writes:
+        # the record, its log entry, and for a new connector its check, totals and month
+        cost = 1 + int(w.log is not None) + (0 if w.connector_id in connectors else 4)
+        if current and size + cost > _TRANSACTION_ITEMS:
+            chunks.append(current)
+            current, size, connectors = [], 0, set()
+            cost = 1 + int(w.log is not None) + 4
+        current.append(w)
+        connectors.add(w.connector_id)
+        size += cost
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _commit_chunk(chunk: list[Write]) -> None:
+    gone: set[str] = set()  # connectors deleted meanwhile: their counters and log are not written
+    for attempt in range(1, 9):
+        if not chunk:
+            return
+        items: list[dict[str, Any]] = []
+        owners: list[tuple[str, Any]] = []  # what each transaction item is, to read cancellations
+        deltas: dict[str, list[Delta]] = defaultdict(list)
+        for w in chunk:
+            items.append(w.update)
+            owners.append(("record", w))
+            if w.connector_id not in gone:
+                if w.log:
+                    items.append(w.log)
+                    owners.append(("log", w))
+                if w.delta:
+                    deltas[w.connector_id].append(w.delta)
+        for connector_id, group in deltas.items():
+            for item in updates(connector_id, group):
+                items.append(item)
+                owners.append(("connector", connector_id))
+        try:
+            dynamo.client().transact_write_items(TransactItems=items)
+            return
+        except dynamo.client().exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            failed = [owners[i] for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"]
+            if failed:
+                gone |= {who for what, who in failed if what == "connector"}
+                changed = [who for what, who in failed if what == "record"]
+                if changed:
+                    chunk = _after_conflicts(chunk, changed)
+                continue
+            if not set(reasons) & {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}:
+                raise
+            time.sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + 0.5 * (time.time() % 1)))
+    raise RuntimeError("recording kept conflicting with other transactions")
+
+
+def _after_conflicts(chunk: list[Write], changed: list[Write]) -> list[Write]:
+    """Records whose condition failed: another invocation changed them. Each write decides
+    from the record as it is now whether it still applies, and how."""
+    now = {
+        i["pk"]["S"]: dynamo.from_item(i) for i in dynamo.batch_get([key(w.sms_id) for w in changed], consistent=True)
+    }
+    replacements: dict[str, Write | None] = {}
+    for w in changed:
+        current = now.get(f"SMS#{w.sms_id}", {})
+        replacements[w.sms_id] = w.retry(current) if w.retry else None
+    out = []
+    for w in chunk:
+        if w.sms_id in replacements:
+            if replacements[w.sms_id] is not None:
+                out.append(replacements[w.sms_id])
+        else:
+            out.append(w)
+    return out  # type: ignore[return-value]
