@@ -133,3 +133,17 @@ def test_the_page_has_no_inline_script_style_or_handler() -> None:
     assert "<style" not in body and "style=" not in body
     assert not re.search(r"\son[a-z]+=", body)
 
+
+def test_make_run_prints_the_page_with_the_demo_token() -> None:
+    from devstack.__main__ import _banner
+
+    state = {
+        "apiUrl": "http://127.0.0.1:3000",
+        "swaggerUrl": "http://127.0.0.1:3000/swagger",
+        "motoUrl": "http://127.0.0.1:5050",
+        "sendQueueUrl": "q",
+        "tenant": "demo",
+        "token": "eyJ.demo.token",
+        "demoConnectors": {},
+    }
+    assert "http://127.0.0.1:3000/#token=eyJ.demo.token\n" in _banner(state)
