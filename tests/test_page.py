@@ -224,6 +224,9 @@ def test_create_an_sms_connector_the_service_first_refuses_then_saves(panel: Pan
     expect(second).to_have_attribute("aria-invalid", "true")
     expect(rows.nth(1).locator(".field-error").first).to_contain_text("length that is not possible")
     expect(page.locator(".error-summary")).to_contain_text("Recipient 2, phone number")
+    page.locator(".error-summary").get_by_role("link").click()
+    expect(second).to_be_focused()
+    assert page.url.endswith("#/new/sms")
     # And a rule broken while typing is flagged before anything is sent
     page.get_by_label("From", exact=True).fill("1abc")
     page.get_by_label("From", exact=True).blur()

@@ -8,7 +8,7 @@ export class Field {
    * label: visible text; name(): how the error summary calls it (rows add their number);
    * check(value): a message or null.
    */
-  constructor({ label, input, hint = null, check = null, optional = false, name = null }) {
+  constructor({ label, input, hint = null, check = null, optional = false, required = false, name = null }) {
     this.id = uid('field');
     this.input = input;
     this.check = check;
@@ -19,6 +19,7 @@ export class Field {
     this.hint = h('p', { id: `${this.id}-hint`, class: 'hint', hidden: !hint }, hint || '');
     this.error = h('p', { id: `${this.id}-error`, class: 'field-error', hidden: true });
     input.setAttribute('aria-describedby', `${this.id}-hint ${this.id}-error`);
+    if (required) input.setAttribute('aria-required', 'true');
     this.labelEl = h('label', { for: this.id }, label, optional ? h('span', { class: 'optional' }, ' (optional)') : null);
     this.el = h('div', { class: 'field' }, this.labelEl, this.hint, input, this.error);
     // Checked when the user leaves the field; from then on, as they type.
@@ -95,8 +96,12 @@ export class ErrorSummary {
       {},
       items.map(({ text, target }) => {
         if (!target) return h('li', {}, text);
-        const link = h('button', { type: 'button', class: 'link' }, text);
-        link.addEventListener('click', () => target.focus());
+        // A link that wraps like text; the click focuses the field instead of changing the address.
+        const link = h('a', { href: `#${target.id}` }, text);
+        link.addEventListener('click', (event) => {
+          event.preventDefault();
+          target.focus();
+        });
         return h('li', {}, link);
       }),
     );

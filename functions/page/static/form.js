@@ -137,12 +137,14 @@ class EmailForm extends BaseForm {
       label: 'Name',
       input: h('input', { type: 'text', maxlength: '100', value: connector?.name || '', autocomplete: 'off' }),
       check: checkRequired,
+      required: true,
       hint: 'Shown in the list and in the SMS connectors that use it.',
     });
     this.from = new Field({
       label: 'From address',
       input: h('input', { type: 'email', value: connector?.from || '', autocomplete: 'off', spellcheck: 'false' }),
       check: (v) => checkEmail(v, { required: true }),
+      required: true,
       hint: 'An address of the sender identity your operator allowed, like alerts@example.com.',
     });
   }
@@ -193,6 +195,7 @@ class SmsForm extends BaseForm {
       label: 'Name',
       input: h('input', { type: 'text', maxlength: '100', value: connector?.name || '', autocomplete: 'off' }),
       check: checkRequired,
+      required: true,
       hint: 'For you: it tells this connector apart in lists and rule actions.',
     });
     this.providerGroup = new Group({ legend: 'Provider' });
@@ -214,6 +217,7 @@ class SmsForm extends BaseForm {
       label: 'From',
       input: h('input', { type: 'text', value: connector?.from || '', autocomplete: 'off', spellcheck: 'false' }),
       check: (v) => checkSender(v, this.provider),
+      required: true,
     });
     this.recipients = new Group({ legend: 'Recipients', className: 'recipients', hideLegend: true });
     this.addButton = h('button', { type: 'button', class: 'btn btn-small' }, 'Add recipient');
@@ -342,6 +346,7 @@ class SmsForm extends BaseForm {
         input,
         hint,
         check: (v) => (optional && !v.trim() ? null : c.check(v)),
+        required: !optional,
         name: () => `${providerName(this.provider)} ${c.label}`,
       });
       return { key: c.key, field };
@@ -366,6 +371,7 @@ class SmsForm extends BaseForm {
       label: 'Phone number',
       input: h('input', { type: 'tel', value: recipient.to || '', autocomplete: 'off', inputmode: 'tel' }),
       check: checkE164,
+      required: true,
       name: () => `Recipient ${position()}, phone number`,
     });
     row.email = new Field({
