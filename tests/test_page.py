@@ -285,6 +285,19 @@ def test_test_send_shows_each_outcome_and_the_statistics_follow(panel: Panel) ->
     expect(outcomes).to_have_count(1)
 
 
+def test_statistics_and_log_refresh_on_their_own_while_the_tab_is_open(panel: Panel) -> None:
+    connector = panel.sms(recipients=["+46700000001"])
+    panel.page.clock.install()
+    panel.open(f"#/connectors/{connector['id']}")
+    expect(panel.page.locator("[data-figure=totalFails] dd")).to_have_text("0")
+    # When a send fails elsewhere (a rule action, another user) and half a minute passes
+    assert panel.call("POST", f"/connectors/{connector['id']}/test", {"message": "elsewhere"})[0] == 200
+    panel.page.clock.fast_forward(31_000)
+    # Then the panel and the log show it without a reload
+    expect(panel.page.locator("[data-figure=totalFails] dd")).to_have_text("1")
+    expect(panel.page.locator(".log-table tbody tr")).to_have_count(1)
+
+
 def test_the_error_log_pages_newest_first(panel: Panel) -> None:
     # Given twelve logged failures (four test sends to three failing numbers)
     connector = panel.sms(recipients=["+46700000001", "+46700000002", "+46700000003"])
