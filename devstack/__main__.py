@@ -90,6 +90,8 @@ def _banner(state: dict[str, Any]) -> str:
 SMS connector service, running locally (no AWS account).
 
   API          {state["apiUrl"]}
+  Control panel, signed in as tenant '{state["tenant"]}':
+    {state["apiUrl"]}/#token={state["token"]}
   Swagger UI   {state["swaggerUrl"]}
   Token        tenant '{state["tenant"]}', valid 12 hours:
     export TOKEN={state["token"]}

@@ -57,14 +57,24 @@ def test_functions_run_on_arm64_with_a_current_python() -> None:
     assert glob["Runtime"] in ("python3.12", "python3.13") and glob["Architectures"] == ["arm64"]
 
 
-def test_every_route_but_swagger_needs_the_jwt_authorizer() -> None:
+# Served without a token: Swagger UI, and the control panel's own files (its API calls carry one).
+OPEN_ROUTES = {"/swagger", "/", "/assets/{version}/{file}"}
+
+
+def test_every_route_but_swagger_and_the_page_needs_the_jwt_authorizer() -> None:
     api = template.load()["Resources"]["HttpApi"]["Properties"]["Auth"]
     assert api["DefaultAuthorizer"] == "JwtAuthorizer"
     for fn in template.resources("AWS::Serverless::Function").values():
         for event in fn["Properties"].get("Events", {}).values():
             if event["Type"] == "HttpApi":
                 auth = event["Properties"].get("Auth", {}).get("Authorizer")
-                assert auth is None or event["Properties"]["Path"] == "/swagger"
+                assert auth is None or event["Properties"]["Path"] in OPEN_ROUTES
+
+
+def test_the_page_function_has_no_aws_permissions() -> None:
+    page = template.resources("AWS::Serverless::Function")["PageFunction"]["Properties"]
+    assert "Policies" not in page and "Role" not in page
+    assert page["MemorySize"] <= 256
 
 
 def test_observability_is_shipped() -> None:
