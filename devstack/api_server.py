@@ -32,24 +32,12 @@ class Route:
 
 
 def routes_from_template() -> list[Route]:
+    """Every route of the template's HTTP APIs (the JWT-protected one and the receipts API):
+    locally, one server serves them all."""
     found = []
     for fn in template.functions().values():
-        events = template.resources("AWS::Serverless::Function")[fn.name]["Properties"].get("Events", {})
-        for event in events.values():
-            if event["Type"] != "HttpApi":
-                continue
-            props = event["Properties"]
-            open_route = props.get("Auth", {}).get("Authorizer") == "NONE"
-            found.append(
-                Route(
-                    props["Method"].upper(),
-                    props["Path"],
-                    template.route_pattern(props["Path"]),
-                    fn.name,
-                    fn.timeout,
-                    not open_route,
-                )
-            )
+        for method, path, authorized in fn.routes:
+            found.append(Route(method, path, template.route_pattern(path), fn.name, fn.timeout, authorized))
     # Literal paths before templated ones, as API Gateway prefers the most specific route.
     return sorted(found, key=lambda r: r.path.count("{"))
 

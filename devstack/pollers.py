@@ -131,3 +131,35 @@ class QueuePoller:
             except Exception:  # keep polling: a local stack should survive a hiccup
                 log.exception("polling %s failed", self.queue_url)
                 self._stop.wait(1)
+
+
+class Schedule:
+    """Invokes a scheduled function every `seconds`, as EventBridge would at its own rate."""
+
+    def __init__(self, handler: Callable[[dict[str, Any], Any], Any], function: Any, seconds: float) -> None:
+        self.handler = handler
+        self.function = function
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> Any:
+        event = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        return self.handler(event, LambdaContext(self.function.name, self.function.timeout))
+
+    def start(self) -> Schedule:
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{self.function.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.run_once()
+            except Exception:  # keep the schedule going, as EventBridge would
+                log.exception("%s failed", self.function.name)

@@ -52,7 +52,20 @@ class Stack:
         if tag.tag == "FindInMap":
             mapping, key, name = (self.resolve(v) for v in tag.value)
             return template.load()["Mappings"][mapping][key][name]
+        if tag.tag == "If":
+            condition, yes, no = tag.value
+            return self.resolve(yes if self.condition(condition) else no)
+        if tag.tag == "Equals":
+            left, right = (self.resolve(v) for v in tag.value)
+            return str(left) == str(right)
+        if tag.tag == "Not":
+            return not self.resolve(tag.value[0])
+        if tag.tag == "Condition":
+            return self.condition(tag.value)
         raise ValueError(f"the local stack cannot resolve !{tag.tag}")
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(template.load()["Conditions"][name]))
 
     def _sub(self, name: str) -> Any:
         if "." in name:
@@ -102,6 +115,8 @@ def create(region: str, parameters: dict[str, str], table_name: str = "sms-conne
             )
         stack.refs[name] = physical
         stack.attributes[name] = {"Arn": f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{physical}"}
+    for name in template.resources("AWS::ApiGatewayV2::Api"):
+        stack.refs[name] = f"local-{name.lower()}"  # served by the local HTTP API (see api_server)
     queues = template.resources("AWS::SQS::Queue")
     # Dead-letter queues first: the others' redrive policies name them.
     ordered = sorted(queues, key=lambda n: "RedrivePolicy" in queues[n].get("Properties", {}))

@@ -14,7 +14,7 @@ from typing import Any
 from . import auth, resources, template
 from .api_server import ApiServer
 from .handlers import load
-from .pollers import QueuePoller
+from .pollers import QueuePoller, Schedule
 from .simulators import ProviderSimulator
 
 REGION = "eu-north-1"
@@ -48,9 +48,11 @@ class LocalStack:
     seed: bool = True
     state_file: Path = template.ROOT / ".devstack" / "state.json"
     host: str = "127.0.0.1"
+    schedule_seconds: float = 30.0  # how often scheduled functions run locally (AWS: their own rate)
 
     def __post_init__(self) -> None:
         self.pollers: list[QueuePoller] = []
+        self.schedules: list[Schedule] = []
         self.moto: Any = None
         self.api: ApiServer | None = None
         self.simulators: ProviderSimulator | None = None
@@ -119,7 +121,12 @@ class LocalStack:
             port=self.ports.api,
             extra={"/_local/emails": sent_emails, "/_local/sms": self._sms},
         ).start()
+        # The receipt routes are served by this same local API: the providers post there.
+        os.environ["PUBLIC_API_URL"] = self.api.url
+        config.reset()
         for fn in template.functions().values():
+            if fn.schedules:
+                self.schedules.append(Schedule(handlers[fn.name], fn, self.schedule_seconds).start())
             for source in fn.queues:
                 poller = QueuePoller(
                     resources.queue_of(stack, source),
@@ -155,6 +162,8 @@ class LocalStack:
         return self.state
 
     def stop(self) -> None:
+        for schedule in self.schedules:
+            schedule.stop()
         for poller in self.pollers:
             poller.stop()
         if self.api:

@@ -73,8 +73,9 @@ class Function:
     handler: str
     timeout: int
     environment: dict[str, Any]
-    routes: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    routes: list[tuple[str, str, bool]] = field(default_factory=list)  # (method, path, needs a JWT)
     queues: list[dict[str, Any]] = field(default_factory=list)  # SQS event properties
+    schedules: list[str] = field(default_factory=list)  # schedule expressions, e.g. rate(5 minutes)
 
 
 def functions() -> dict[str, Function]:
@@ -94,11 +95,38 @@ def functions() -> dict[str, Function]:
         )
         for event in props.get("Events", {}).values():
             if event["Type"] == "HttpApi":
-                fn.routes.append((event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
+                open_route = event["Properties"].get("Auth", {}).get("Authorizer") == "NONE"
+                fn.routes.append((event["Properties"]["Method"].upper(), event["Properties"]["Path"], not open_route))
             elif event["Type"] == "SQS":
                 fn.queues.append(event["Properties"])
+            elif event["Type"] == "Schedule":
+                fn.schedules.append(event["Properties"]["Schedule"])
         found[name] = fn
+    for method, path, function in _raw_routes(found):
+        found[function].routes.append((method, path, False))
     return found
+
+
+def _raw_routes(found: dict[str, Function]) -> list[tuple[str, str, str]]:
+    """Routes written as AWS::ApiGatewayV2 resources (the receipts API): (method, path, function).
+    Their integration names its function by name, `${AWS::StackName}-...`; no authorizer."""
+    by_name = {}
+    for name, res in resources("AWS::Serverless::Function").items():
+        function_name = res["Properties"].get("FunctionName")
+        if isinstance(function_name, _Tag):
+            by_name[str(function_name.value)] = name
+    routes = []
+    integrations = resources("AWS::ApiGatewayV2::Integration")
+    for res in resources("AWS::ApiGatewayV2::Route").values():
+        props = res["Properties"]
+        method, _, path = props["RouteKey"].partition(" ")
+        target = str(props["Target"].value).removeprefix("integrations/${").removesuffix("}")
+        uri = str(integrations[target]["Properties"]["IntegrationUri"].value)
+        function = by_name.get(uri.rpartition(":function:")[2])
+        if function is None or props.get("AuthorizationType", "NONE") != "NONE":
+            raise ValueError(f"the local stack cannot serve the route {props['RouteKey']}")
+        routes.append((method.upper(), path, function))
+    return routes
 
 
 def route_pattern(path: str) -> re.Pattern[str]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from . import clock, connector_store, credentials, dynamo, ids, stats
+from .config import settings
 from .errors import InvalidField, NotFound
 from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector
+from .receipts import PREVIOUS_TOKEN_FIELD, PREVIOUS_UNTIL_FIELD, TOKEN_FIELD
 
 _ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
@@ -48,10 +52,19 @@ def show(record: dict[str, Any]) -> ConnectorOut:
             "from": record["from"],
             "recipients": record.get("recipients"),
             "emailConnectorId": record.get("emailConnectorId"),
+            "webhookPublicKey": record.get("webhookPublicKey"),
+            "receipts": receipts_on(record) if record["type"] == "sms" else None,
             "createdAt": record["createdAt"],
             "updatedAt": record["updatedAt"],
         }
     )
+
+
+def receipts_on(record: dict[str, Any]) -> bool:
+    """Whether this connector's SMS ask for delivery receipts (DESIGN.md, Delivery receipts)."""
+    if not settings().public_api_url:
+        return False
+    return record.get("provider") != "telnyx" or bool(record.get("webhookPublicKey"))
 
 
 def create(tenant_id: str, body: BaseModel) -> ConnectorOut:
@@ -59,7 +72,8 @@ def create(tenant_id: str, body: BaseModel) -> ConnectorOut:
     record = _settings(tenant_id, body) | {"id": ids.ulid(), "tenantId": tenant_id, "createdAt": now, "updatedAt": now}
     if record["type"] == "sms":
         values = body.credentials.model_dump()  # type: ignore[attr-defined]
-        record["secretArn"], record["secretVersion"] = credentials.create(record["id"], tenant_id, values)
+        stored = values | ({TOKEN_FIELD: new_token()} if record["provider"] == "46elks" else {})
+        record["secretArn"], record["secretVersion"] = credentials.create(record["id"], tenant_id, stored)
         record["publicCredentials"] = _public(record["provider"], values)
     try:
         connector_store.put_new(record)
@@ -78,15 +92,16 @@ def list_page(tenant_id: str, connector_type: str | None, limit: int, token: str
 
 def replace(tenant_id: str, connector_id: str, body: BaseModel) -> ConnectorOut:
     stored = get(tenant_id, connector_id)
-    settings = _settings(tenant_id, body)
-    if settings["type"] != stored["type"]:
-        raise InvalidField("type", f"cannot change from {stored['type']} to {settings['type']}; create a new connector")
+    changes = _settings(tenant_id, body)
+    if changes["type"] != stored["type"]:
+        raise InvalidField("type", f"cannot change from {stored['type']} to {changes['type']}; create a new connector")
     record = {k: v for k, v in stored.items() if k in ("id", "tenantId", "createdAt", "secretArn", "secretVersion")}
-    record |= settings | {"updatedAt": clock.iso(clock.now())}
+    record |= changes | {"updatedAt": clock.iso(clock.now())}
     if record["type"] == "sms":
         values = _merged_credentials(stored, record["provider"], getattr(body, "credentials", None))
-        if values != credentials.read(stored["secretArn"], stored["secretVersion"]):
-            record["secretVersion"] = credentials.replace(stored["secretArn"], values)
+        secret = credentials.read(stored["secretArn"], stored["secretVersion"])
+        if values != {k: v for k, v in secret.items() if not k.startswith("_")}:
+            record["secretVersion"] = credentials.replace(stored["secretArn"], values | _renewed_token(record, secret))
         record["publicCredentials"] = _public(record["provider"], values)
     if not connector_store.replace(record):
         raise NotFound()
@@ -109,7 +124,7 @@ def _settings(tenant_id: str, body: BaseModel) -> dict[str, Any]:
         return {"type": "email", "name": body.name, "from": str(body.sender)}
     data = body.model_dump(by_alias=True, exclude={"credentials"})
     recipients = [{k: v for k, v in r.items() if v is not None} for r in data["recipients"]]
-    return {
+    settings_ = {
         "type": "sms",
         "name": data["name"],
         "provider": data["provider"],
@@ -117,6 +132,9 @@ def _settings(tenant_id: str, body: BaseModel) -> dict[str, Any]:
         "recipients": recipients,
         "emailConnectorId": _email_connector_for(tenant_id, data.get("emailConnectorId"), recipients),
     }
+    if data.get("webhookPublicKey"):
+        settings_["webhookPublicKey"] = data["webhookPublicKey"]
+    return settings_
 
 
 def _email_connector_for(tenant_id: str, named: str | None, recipients: list[dict[str, Any]]) -> str | None:
@@ -144,12 +162,29 @@ def _merged_credentials(stored: dict[str, Any], provider: str, given: BaseModel 
     """Credentials after a PUT: fields left out keep their stored values (same provider only)."""
     changes = given.model_dump(exclude_none=True) if given else {}
     base = credentials.read(stored["secretArn"], stored["secretVersion"]) if provider == stored["provider"] else {}
+    base = {k: v for k, v in base.items() if not k.startswith("_")}  # the receipt token is not a credential
     try:
         model = CREDENTIALS[provider].model_validate(base | changes)
     except ValidationError as exc:
         missing = ".".join(str(p) for p in exc.errors()[0]["loc"])
         raise InvalidField(f"credentials.{missing}", "is required when the provider changes") from None
     return model.model_dump()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _renewed_token(record: dict[str, Any], secret: dict[str, str]) -> dict[str, str]:
+    """New credentials, new 46elks receipt token; the previous one keeps working for the SMS
+    sent with it until their receipt deadline."""
+    if record["provider"] != "46elks":
+        return {}
+    fields = {TOKEN_FIELD: new_token()}
+    if secret.get(TOKEN_FIELD):
+        until = time.time() + settings().receipt_deadline_minutes * 60 + 3600
+        fields |= {PREVIOUS_TOKEN_FIELD: secret[TOKEN_FIELD], PREVIOUS_UNTIL_FIELD: str(int(until))}
+    return fields
 
 
 def _public(provider: str, values: dict[str, str]) -> dict[str, str]:

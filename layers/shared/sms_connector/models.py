@@ -170,10 +170,29 @@ class Elks46Connector(_SmsFields):
     credentials: Elks46Credentials
 
 
+def _webhook_public_key(value: str) -> str:
+    from .receipts.telnyx import public_key_valid
+
+    if not public_key_valid(value):
+        raise ValueError("must be the base64 of a 32-byte Ed25519 public key (Telnyx portal, API keys page)")
+    return value
+
+
+WebhookPublicKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_webhook_public_key),
+    Field(
+        description="the Telnyx account's public key for webhook signatures (base64); with it, delivery receipts are on"
+    ),
+]
+
+
 class TelnyxConnector(_SmsFields):
     provider: Literal["telnyx"]
     sender: E164 = Field(alias="from")
     credentials: TelnyxCredentials
+    webhookPublicKey: WebhookPublicKey | None = None
 
 
 class TwilioConnector(_SmsFields):
@@ -255,6 +274,8 @@ class ConnectorOut(BaseModel):
     sender: str = Field(alias="from")
     recipients: list[Recipient] | None = None
     emailConnectorId: str | None = None
+    webhookPublicKey: str | None = Field(default=None, description="Telnyx: the key receipts are checked with")
+    receipts: bool | None = Field(default=None, description="SMS connectors: whether delivery receipts are asked for")
     createdAt: str
     updatedAt: str
 

@@ -83,6 +83,17 @@ class Twilio:
                 return _accepted(message)
         return None
 
+    def message(self, credentials: dict[str, str], message_id: str) -> Accepted | None:
+        """One message as Twilio has it now (its `price` is filled in after sending; status
+        callbacks carry none: providers.md 12); None when Twilio cannot say."""
+        base, headers = self._account(credentials)
+        try:
+            response = request("GET", f"{base}/Messages/{quote(message_id, safe='')}.json", headers=headers)
+        except ProviderError:
+            return None
+        answer = _json(response)
+        return _accepted(answer) if response.status == 200 and answer.get("sid") else None
+
 
 def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
     try:

@@ -12,7 +12,11 @@ from urllib.parse import quote
 
 from ..config import settings
 
-TOKEN_FIELD = "_receiptToken"  # noqa: S105 - the name of the field holding the 46elks token in the secret
+# Fields of the connector's secret (beside the credentials) that hold the 46elks receipt token,
+# and the previous one with the time until which it is still accepted.
+TOKEN_FIELD = "_receiptToken"  # noqa: S105 - a field name, not a secret
+PREVIOUS_TOKEN_FIELD = "_previousReceiptToken"  # noqa: S105 - a field name, not a secret
+PREVIOUS_UNTIL_FIELD = "_previousReceiptTokenUntil"
 
 
 def callback_url(connector: dict[str, Any], secret: dict[str, str], sms_id: str) -> str | None:

@@ -9,7 +9,6 @@ items that changes each SMS's record together with the counters and the log entr
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -22,12 +21,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from .. import aws, clock, connector_store, credentials, ids, masking
+from .. import clock, connector_store, credentials, ids, masking
 from ..config import settings
 from ..errors import InvalidField, NotFound
 from ..receipts import callback_url
 from ..text import Message
-from . import record
+from . import emails, record
 from .attempts import deliver
 from .outcome import NOT_ATTEMPTED, SENT, UNKNOWN, Outcome
 from .record import Sms
@@ -167,8 +166,7 @@ def _send(
         for s in skipped:
             _fail(failures, s, NotAttempted(f"no time left to send action {s.action_id}"))
     to_record += [s for s in todo if s.outcome and s.outcome.status != NOT_ATTEMPTED]
-    owed = [s for s in to_record if s.owes_email and s.outcome and not s.outcome.sent and not s.email_queued]
-    _queue_emails(owed, lambda s: _fallback_message(s))
+    _queue_emails([s for s in to_record if s.owes_email and s.outcome and not s.outcome.sent and not s.email_queued])
     receipts = {s.id: bool(callback_url(s.connector, secrets.get(s.id, {}), s.id)) for s in to_record}
     minutes = settings().receipt_deadline_minutes
     writes += [
@@ -223,7 +221,11 @@ def _already_done(s: Sms, warned: set[tuple[str, str]]) -> list[record.Write]:
         warned.add((s.connector["id"], s.action_id))
         writes.append(_reused(s))
     if stored.get("emailState") == "due" and stored.get("backupEmail"):
-        queued = _queue_emails([s], lambda _: _fallback_message_of(stored, s.connector))
+        owed = stored | {
+            "outcome": str(stored.get("state", "")).lower(),
+            "at": stored.get("receiptAt") or stored.get("at"),
+        }
+        [queued] = emails.queue([emails.message(s.connector, owed)])
         if queued:
             writes.append(
                 record.change_write(
@@ -273,70 +275,29 @@ def _reused(s: Sms) -> record.Write:
     return write
 
 
-def _fallback_message(s: Sms) -> dict[str, Any]:
+def _owed_email(s: Sms) -> dict[str, Any]:
     o = s.outcome
     assert o is not None
-    return {
-        "smsId": s.id,
-        "connectorId": s.connector["id"],
-        "tenantId": s.connector["tenantId"],
-        "actionId": s.action_id,
-        "to": masking.number(s.to),
-        "backupEmail": s.backup_email,
-        "emailConnectorId": s.connector.get("emailConnectorId"),
-        "message": s.text,
-        "provider": s.provider,
-        "outcome": o.status,
-        "errorCode": o.error_code,
-        "errorKind": o.error_kind,
-        "reason": masking.text(o.error_message or ""),
-        "failedAt": o.at,
-    }
+    return emails.message(
+        s.connector,
+        {
+            "actionId": s.action_id,
+            "to": s.to,
+            "backupEmail": s.backup_email,
+            "text": s.text,
+            "outcome": o.status,
+            "errorCode": o.error_code,
+            "errorKind": o.error_kind,
+            "reason": o.error_message,
+            "at": o.at,
+        },
+    )
 
 
-def _fallback_message_of(stored: dict[str, Any], connector: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "smsId": record.sms_id(connector["id"], stored["actionId"], stored["to"]),
-        "connectorId": connector["id"],
-        "tenantId": connector["tenantId"],
-        "actionId": stored["actionId"],
-        "to": masking.number(stored["to"]),
-        "backupEmail": stored["backupEmail"],
-        "emailConnectorId": connector.get("emailConnectorId"),
-        "message": stored.get("text", ""),
-        "provider": connector["provider"],
-        "outcome": str(stored.get("state", "")).lower(),
-        "errorCode": stored.get("errorCode"),
-        "errorKind": stored.get("errorKind"),
-        "reason": "",
-        "failedAt": stored.get("receiptAt") or stored.get("at"),
-    }
-
-
-def _queue_emails(smses: list[Sms], message: Any) -> bool:
-    """Queue the backup emails `smses` owe (one SQS call per 10); marks each queued one."""
-    url = settings().fallback_queue_url
-    if not smses or not url:
-        return False
-    entries = [{"Id": str(i), "MessageBody": json.dumps(message(s))} for i, s in enumerate(smses)]
-    queued = True
-    for start in range(0, len(entries), 10):
-        batch = entries[start : start + 10]
-        try:
-            answer = aws.client("sqs").send_message_batch(QueueUrl=url, Entries=batch)
-            if answer.get("Failed"):
-                failed = {f["Id"] for f in answer["Failed"]}
-                retry = [e for e in batch if e["Id"] in failed]
-                answer = aws.client("sqs").send_message_batch(QueueUrl=url, Entries=retry)
-            failed = {f["Id"] for f in answer.get("Failed", [])}
-        except Exception as exc:  # the record keeps the email as due: a redelivery queues it
-            logger.warning("could not queue backup emails", extra={"error_type": type(exc).__name__})
-            failed = {e["Id"] for e in batch}
-        for e in batch:
-            ok = e["Id"] not in failed
-            smses[int(e["Id"])].email_queued = ok
-            queued = queued and ok
-    return queued
+def _queue_emails(smses: list[Sms]) -> None:
+    """Queue the backup emails `smses` owe; marks each one that was queued."""
+    for s, queued in zip(smses, emails.queue([_owed_email(s) for s in smses]), strict=True):
+        s.email_queued = queued
 
 
 def _observe(outcomes: list[Outcome]) -> None:
