@@ -1,0 +1,120 @@
+"""What the three simulated providers share: the request as read, the reply given, the
+scripted answer and the log entry of one request.
+
+Each provider module (`elks46`, `telnyx`, `twilio`) subclasses `SimulatedProvider` and turns a
+`Request` into a `Reply` in its own wire format; `server` owns the socket, the log and the faults.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qs
+
+if TYPE_CHECKING:
+    from .server import ProviderSimulator
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+@dataclass
+class Answer:
+    """A scripted answer: 'ok', or a failure of `kind`, optionally after a delay."""
+
+    kind: str = "ok"
+    delay: float = 0.0
+    retry_after: int | None = None
+
+
+@dataclass
+class Received:
+    """One request as the simulator saw it, and how it answered."""
+
+    provider: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    fields: dict[str, Any]
+    status: int = 0
+    message_id: str | None = None
+    answer: str = "ok"  # the scripted, magic or random answer it got ("ok" or a failure kind)
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # without the query string
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+    def form(self) -> dict[str, str]:
+        """The form-encoded body, first value of each field."""
+        return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8", "replace")).items()}
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        header = self.headers.get("authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user, password
+
+    def bearer(self) -> str:
+        return self.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+@dataclass
+class Reply:
+    """What the simulator does with one request: answer it, or close the connection unanswered."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    dropped: bool = False  # close without answering; the client sees a reset / no response
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
+        return cls(status, json.dumps(payload).encode(), "application/json", headers or {})
+
+    @classmethod
+    def text(cls, status: int, text: str, headers: dict[str, str] | None = None) -> Reply:
+        return cls(status, text.encode(), "text/plain; charset=utf-8", headers or {})
+
+    @classmethod
+    def drop(cls) -> Reply:
+        return cls(0, dropped=True)
+
+
+class SimulatedProvider:
+    """One provider's routes. `handle` answers None for a request that is not its own."""
+
+    name: ClassVar[str]
+
+    def __init__(self, sim: ProviderSimulator) -> None:
+        self.sim = sim
+
+    def handle(self, request: Request) -> Reply | None:
+        raise NotImplementedError
+
+    def answered(self, received: Received, reply: Reply, message_id: str | None = None) -> Reply:
+        """Note on the log entry what the client got."""
+        received.status = reply.status
+        received.message_id = message_id
+        return reply
+
+
+def parts(text: str) -> int:
+    from sms_connector.segments import count
+
+    return count(text).parts

@@ -1,0 +1,219 @@
+"""The provider simulator's one HTTP server: it reads each request, hands it to the provider
+whose route it is (`elks46`, `telnyx`, `twilio`), and writes the reply or drops the connection.
+
+It also owns what is common to the three: the request log (`received()`, `sent()`), scripted
+answers (`script()`, `POST /_sim/script`), magic recipients, random faults and latency.
+
+Magic recipients (all providers): +46700000001 invalid number, +46700000002 opted out,
++46700000003 out of credit, +46700000004 always 429, +46700000005 always 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .base import Answer, Received, Reply, Request, SimulatedProvider
+from .elks46 import Elks46
+from .telnyx import Telnyx
+from .twilio import Twilio
+
+MAGIC = {
+    "+46700000001": "invalid_number",
+    "+46700000002": "opted_out",
+    "+46700000003": "no_credit",
+    "+46700000004": "rate_limited",
+    "+46700000005": "server_error",
+}
+PROVIDERS = ("46elks", "telnyx", "twilio")
+
+
+class ProviderSimulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._lock = threading.Lock()
+        self.requests: list[Received] = []
+        self._scripts: dict[str, list[Answer]] = {p: [] for p in PROVIDERS}
+        self.latency = 0.0
+        self.fault_rate = 0.0
+        self.fault_kinds: tuple[str, ...] = ("server_error", "rate_limited", "reset", "slow", "timeout")
+        self.slow_seconds = 2.0
+        self.timeout_seconds = 12.0  # longer than the client waits: it gives up, nothing is sent
+        self._random = random.Random(7)
+        self.elks46 = Elks46(self)
+        self.telnyx = Telnyx(self)
+        self.twilio = Twilio(self)
+        self._providers: tuple[SimulatedProvider, ...] = (self.elks46, self.telnyx, self.twilio)
+        simulator = self
+
+        class Handler(_Handler):
+            sim = simulator
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> ProviderSimulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="provider-sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> ProviderSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- configuration ----------------------------------------------------------------
+
+    def add_elks46_account(self, username: str, password: str) -> None:
+        self.elks46.accounts[username] = password
+
+    def add_telnyx_key(self, api_key: str) -> None:
+        self.telnyx.keys.add(api_key)
+
+    def add_twilio_account(self, sid: str, token: str) -> None:
+        self.twilio.accounts[sid] = token
+
+    def script(self, provider: str, *answers: Answer | str) -> None:
+        """Queue answers for the next requests to `provider` ('ok' or a failure kind)."""
+        with self._lock:
+            self._scripts[provider].extend(a if isinstance(a, Answer) else Answer(a) for a in answers)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            for queue in self._scripts.values():
+                queue.clear()
+        self.latency = 0.0
+        self.fault_rate = 0.0
+
+    # --- inspection -------------------------------------------------------------------
+
+    def sent(self, provider: str | None = None) -> list[Received]:
+        """Requests the simulator accepted (an SMS 'sent'), oldest first."""
+        with self._lock:
+            return [r for r in self.requests if r.message_id and (provider is None or r.provider == provider)]
+
+    def received(self, provider: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if provider is None or r.provider == provider]
+
+    # --- what the providers call ------------------------------------------------------
+
+    def begin(self, provider: str, request: Request, fields: dict[str, Any]) -> tuple[Received, Answer]:
+        """Log a send, choose its answer (script, magic recipient, random fault) and wait its delay."""
+        received = self.record(provider, request, fields)
+        answer = self._next_answer(provider, str(fields.get("to", "")))
+        received.answer = (
+            {"reset": "timeout", "ok": "slow"}.get(answer.kind, answer.kind) if answer.delay else answer.kind
+        )
+        delay = answer.delay or self.latency
+        if delay:
+            time.sleep(delay)
+        return received, answer
+
+    def record(self, provider: str, request: Request, fields: dict[str, Any], status: int = 0) -> Received:
+        received = Received(provider, request.method, request.path, request.headers, request.body, fields, status)
+        with self._lock:
+            self.requests.append(received)
+        return received
+
+    def _next_answer(self, provider: str, to: str) -> Answer:
+        with self._lock:
+            if self._scripts[provider]:
+                return self._scripts[provider].pop(0)
+            roll = self._random.random()
+            kind = self._random.choice(self.fault_kinds) if roll < self.fault_rate else None
+        if to in MAGIC:
+            return Answer(MAGIC[to])
+        if kind == "slow":
+            return Answer("ok", delay=self.slow_seconds)
+        if kind == "timeout":
+            return Answer("reset", delay=self.timeout_seconds)
+        if kind:
+            return Answer(kind, retry_after=1 if kind == "rate_limited" else None)
+        return Answer("ok")
+
+    def _route(self, request: Request) -> Reply:
+        for provider in self._providers:
+            reply = provider.handle(request)
+            if reply is not None:
+                return reply
+        return Reply.json(404, {"message": "not found"})
+
+    def _control(self, request: Request) -> Reply | None:
+        """The simulator's own routes, for people and other processes."""
+        if request.method == "GET" and request.path == "/_sim/messages":
+            sent = [
+                {
+                    "provider": r.provider,
+                    "id": r.message_id,
+                    "to": r.fields.get("to"),
+                    "from": r.fields.get("from"),
+                    "text": r.fields.get("text"),
+                    "at": r.at,
+                }
+                for r in self.sent()
+            ]
+            return Reply.json(200, {"messages": sent})
+        if request.method == "POST" and request.path == "/_sim/script":
+            order = json.loads(request.body or b"{}")
+            self.script(order["provider"], *[Answer(**a) if isinstance(a, dict) else a for a in order["answers"]])
+            return Reply.json(200, {"queued": len(order["answers"])})
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    sim: ProviderSimulator
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        request = Request(
+            self.command, url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()}, body
+        )
+        reply = self.sim._control(request) if request.path.startswith("/_sim/") else None
+        self._write(reply or self.sim._route(request))
+
+    def _write(self, reply: Reply) -> None:
+        if reply.dropped:
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # the client may have left first
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)

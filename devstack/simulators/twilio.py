@@ -1,0 +1,103 @@
+"""Twilio Programmable Messaging (2010-04-01 API) as the simulator plays it (providers.md
+section 3): `POST /2010-04-01/Accounts/{sid}/Messages.json` with a form (`To`, `From`, `Body`),
+HTTP Basic auth with the account SID (which must match the URL) and auth token, 201 with the
+message resource on success and `{code, message, more_info, status}` on failure.
+
+Twilio's own test numbers work too: To +15005550001 (21211), +15005550002 (21612),
++15005550004 (21610), +15005550009 (21614).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from .base import E164, Answer, Reply, Request, SimulatedProvider, parts
+
+if TYPE_CHECKING:
+    from .server import ProviderSimulator
+
+_MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
+
+# kind -> HTTP status, error code, message (providers.md 3.5)
+FAILURES = {
+    "invalid_number": (400, 21211, "The 'To' number is not a valid phone number."),
+    "opted_out": (400, 21610, "Attempt to send to unsubscribed recipient"),
+    "no_credit": (403, 20005, "Account not active"),
+    "rate_limited": (429, 20429, "Too Many Requests"),
+    "server_error": (500, 20500, "Internal Server Error"),
+    "unavailable": (503, 20503, "Service Unavailable"),
+}
+TWILIO_MAGIC = {"+15005550001": 21211, "+15005550002": 21612, "+15005550004": 21610, "+15005550009": 21614}
+
+
+def error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    more_info = f"https://www.twilio.com/docs/errors/{code}"
+    return Reply.json(status, {"code": code, "message": message, "more_info": more_info, "status": status}, headers)
+
+
+class Twilio(SimulatedProvider):
+    name = "twilio"
+
+    def __init__(self, sim: ProviderSimulator) -> None:
+        super().__init__(sim)
+        self.accounts: dict[str, str] = {}  # account SID -> auth token
+
+    def handle(self, request: Request) -> Reply | None:
+        match = _MESSAGES.match(request.path)
+        if request.method == "POST" and match:
+            return self.send(request, match["sid"])
+        return None
+
+    def send(self, request: Request, sid: str) -> Reply:
+        form = request.form()
+        fields = {"from": form.get("From"), "to": form.get("To"), "text": form.get("Body")}
+        received, answer = self.sim.begin(self.name, request, fields)
+        auth = request.basic_auth()
+        if not auth or auth[0] != sid or self.accounts.get(sid) != auth[1]:
+            return self.answered(received, error(401, 20003, "Authenticate"))
+        if answer.kind == "reset":
+            return self.answered(received, Reply.drop())
+        if not form.get("To"):
+            return self.answered(received, error(400, 21604, "A 'To' phone number is required."))
+        if not form.get("Body"):
+            return self.answered(received, error(400, 21602, "Message body is required."))
+        if len(form["Body"]) > 1600:
+            message = "The concatenated message body exceeds the 1600 character limit."
+            return self.answered(received, error(400, 21617, message))
+        if form["To"] in TWILIO_MAGIC:
+            return self.answered(
+                received, error(400, TWILIO_MAGIC[form["To"]], "Rejected by the simulator's test number.")
+            )
+        if not E164.match(form["To"]):
+            answer = Answer("invalid_number")
+        if answer.kind != "ok":
+            status, code, message = FAILURES[answer.kind]
+            extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
+            return self.answered(received, error(status, code, message, extra))
+        message_id = "SM" + uuid.uuid4().hex
+        now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+        resource = {
+            "sid": message_id,
+            "account_sid": sid,
+            "messaging_service_sid": None,
+            "from": form.get("From"),
+            "to": form["To"],
+            "body": form["Body"],
+            "status": "queued",
+            "direction": "outbound-api",
+            "num_segments": str(parts(form["Body"])),
+            "num_media": "0",
+            "price": None,
+            "price_unit": "USD",
+            "error_code": None,
+            "error_message": None,
+            "api_version": "2010-04-01",
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_id}.json",
+        }
+        return self.answered(received, Reply.json(201, resource), message_id)
