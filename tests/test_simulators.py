@@ -106,3 +106,61 @@ def test_messages_are_listed_for_people(simulator: ProviderSimulator) -> None:
     post(simulator, "/a1/sms", fields={"from": "Me", "to": "+46710000001", "message": "look"}, headers=auth)
     listed = json.loads(HTTP.request("GET", simulator.url + "/_sim/messages").data)["messages"]
     assert [(m["provider"], m["to"], m["text"]) for m in listed] == [("46elks", "+46710000001", "look")]
+
+
+def send_once(sim: ProviderSimulator, provider: str, to: str, text: str, **extra: str) -> urllib3.BaseHTTPResponse:
+    """One send in `provider`'s wire format with the fixture's credentials."""
+    if provider == "46elks":
+        fields = {"from": "Me", "to": to, "message": text, **extra}
+        return post(sim, "/a1/sms", fields=fields, headers=urllib3.make_headers(basic_auth="u:p"))
+    if provider == "telnyx":
+        body = {"from": "+46700000100", "to": to, "text": text, **extra}
+        return post(sim, "/v2/messages", body=body, headers={"Authorization": "Bearer KEY_1"})
+    fields = {"To": to, "From": "+46700000200", "Body": text, **extra}
+    path = "/2010-04-01/Accounts/AC1/Messages.json"
+    return post(sim, path, fields=fields, headers=urllib3.make_headers(basic_auth="AC1:tok"))
+
+
+def parts_of(answer: urllib3.BaseHTTPResponse) -> int:
+    data = json.loads(answer.data)
+    return int(data["data"]["parts"] if "data" in data else data.get("parts", data.get("num_segments")))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a" * 160, {"46elks": 1, "telnyx": 1, "twilio": 1}),
+        ("a" * 161, {"46elks": 2, "telnyx": 2, "twilio": 2}),
+        # extension characters: 2 septets at Twilio and Telnyx, UCS-2 at 46elks
+        ("{" * 80, {"46elks": 2, "telnyx": 1, "twilio": 1}),
+        ("{" * 81, {"46elks": 2, "telnyx": 2, "twilio": 2}),
+        # the euro sign: GSM at Twilio only
+        ("€" + "a" * 150, {"46elks": 3, "telnyx": 3, "twilio": 1}),
+        # Ç, § and Greek capitals: GSM 03.38 basic, not in Telnyx's set
+        ("Ç§Δ" + "a" * 157, {"46elks": 1, "telnyx": 3, "twilio": 1}),
+        # UTF-16 code units: an emoji counts 2
+        ("😀" * 35, {"46elks": 1, "telnyx": 1, "twilio": 1}),
+        ("😀" * 36, {"46elks": 2, "telnyx": 2, "twilio": 2}),
+    ],
+    ids=["160", "161", "braces-80", "braces-81", "euro", "c-cedilla", "emoji-35", "emoji-36"],
+)
+def test_each_provider_counts_parts_with_its_own_character_set(
+    simulator: ProviderSimulator, text: str, expected: dict[str, int]
+) -> None:
+    got = {p: parts_of(send_once(simulator, p, "+46710000001", text)) for p in expected}
+    assert got == expected
+
+
+def test_telnyx_names_the_encoding_and_46elks_charges_per_part(simulator: ProviderSimulator) -> None:
+    assert json.loads(send_once(simulator, "telnyx", "+46710000001", "Ça va").data)["data"]["encoding"] == "UCS-2"
+    assert json.loads(send_once(simulator, "telnyx", "+46710000001", "[ok]").data)["data"]["encoding"] == "GSM-7"
+    elks = json.loads(send_once(simulator, "46elks", "+46710000001", "€" * 71).data)
+    assert (elks["parts"], elks["cost"]) == (2, 7000)
+
+
+def test_the_simulators_do_not_import_the_application() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, devstack.simulators; assert 'sms_connector' not in sys.modules, 'imports sms_connector'"
+    subprocess.run([sys.executable, "-c", code], check=True)

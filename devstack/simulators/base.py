@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from .server import ProviderSimulator
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# The GSM 03.38 basic table (without the escape itself); 46elks and Twilio count with it (providers.md 4)
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
 
 
 @dataclass
@@ -114,7 +120,20 @@ class SimulatedProvider:
         return reply
 
 
-def parts(text: str) -> int:
-    from sms_connector.segments import count
+@dataclass(frozen=True)
+class Segments:
+    encoding: str  # "GSM-7" (a 7-bit set) or "UCS-2"
+    parts: int
 
-    return count(text).parts
+
+def segments(text: str, seven_bit: frozenset[str], escaped: frozenset[str]) -> Segments:
+    """Parts of `text` for a provider whose 7-bit set is `seven_bit` plus `escaped` (2 septets each);
+    any other character sends the whole text as UCS-2, counted in UTF-16 code units (providers.md 4).
+    Sizes are the same at all three: 160 alone or 153 per part, 70 or 67 in UCS-2."""
+    if all(c in seven_bit or c in escaped for c in text):
+        units = sum(2 if c in escaped else 1 for c in text)
+        single, multi, encoding = 160, 153, "GSM-7"
+    else:
+        units = len(text.encode("utf-16-be", "surrogatepass")) // 2
+        single, multi, encoding = 70, 67, "UCS-2"
+    return Segments(encoding, 1 if units <= single else math.ceil(units / multi))

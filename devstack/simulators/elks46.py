@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from .base import E164, Answer, Reply, Request, SimulatedProvider, parts
+from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, segments
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
@@ -23,6 +23,12 @@ FAILURES = {
     "server_error": (500, "Internal server error"),
     "unavailable": (503, "Service unavailable"),
 }
+
+
+# 46elks counts the GSM 03.38 basic table only: `€` is not in it (providers.md 1.9), so we take it
+# that every extension character (`€ [ ] { } ^ ~ | \`) sends the whole text as UCS-2 (section 4).
+def count(text: str) -> Segments:
+    return segments(text, GSM_BASIC, frozenset())
 
 
 class Elks46(SimulatedProvider):
@@ -56,7 +62,7 @@ class Elks46(SimulatedProvider):
             extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
             return self.answered(received, Reply.text(status, text, extra))
         message_id = "s" + uuid.uuid4().hex
-        count = parts(form["message"])
+        parts = count(form["message"]).parts
         answer_body = {
             "id": message_id,
             "status": "created",
@@ -65,7 +71,7 @@ class Elks46(SimulatedProvider):
             "to": form["to"],
             "message": form["message"],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime()),
-            "parts": count,
-            "cost": 3500 * count,
+            "parts": parts,
+            "cost": 3500 * parts,
         }
         return self.answered(received, Reply.json(200, answer_body), message_id)

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .base import E164, Answer, Reply, Request, SimulatedProvider, parts
+from .base import E164, Answer, Reply, Request, Segments, SimulatedProvider, segments
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
@@ -26,6 +26,18 @@ FAILURES = {
     "server_error": (500, "10007", "Unexpected error"),
     "unavailable": (503, "10007", "Unexpected error"),
 }
+
+# Telnyx's own 7-bit set (providers.md 2.9): no `€ ¤ § Ç`, form feed or Greek capitals; `~^|\{}[]`
+# are escaped and count 2; anything else sends the whole text as UTF-16.
+TELNYX_BASIC = frozenset(
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    "\n\r !\"#$%&'()*+,-./:;<=>?@_£¥èéùìòØøÅåÆæßÉ¡ÄÖÑÜ¿äöñüà"
+)
+TELNYX_ESCAPED = frozenset("~^|\\{}[]")
+
+
+def count(text: str) -> Segments:
+    return segments(text, TELNYX_BASIC, TELNYX_ESCAPED)
 
 
 def errors(status: int, *errors: dict[str, Any], headers: dict[str, str] | None = None) -> Reply:
@@ -82,7 +94,7 @@ class Telnyx(SimulatedProvider):
                 extra |= {"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"}
             return self.answered(received, errors(status, error, headers=extra))
         message_id = str(uuid.uuid4())
-        count = parts(str(payload.get("text") or ""))
+        counted = count(str(payload.get("text") or ""))
         now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         message = {
             "record_type": "message",
@@ -92,9 +104,9 @@ class Telnyx(SimulatedProvider):
             "from": {"phone_number": payload.get("from"), "carrier": "TELNYX LLC", "line_type": "VoIP"},
             "to": [{"phone_number": payload["to"], "status": "queued", "carrier": "SIM", "line_type": "Wireless"}],
             "text": payload.get("text"),
-            "encoding": "GSM-7",
-            "parts": count,
-            "cost": {"amount": f"{0.0051 * count:.4f}", "currency": "USD"},
+            "encoding": counted.encoding,
+            "parts": counted.parts,
+            "cost": {"amount": f"{0.0051 * counted.parts:.4f}", "currency": "USD"},
             "received_at": now,
             "sent_at": None,
             "completed_at": None,

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from .base import E164, Answer, Reply, Request, SimulatedProvider, parts
+from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, segments
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
@@ -31,6 +31,14 @@ FAILURES = {
     "unavailable": (503, 20503, "Service Unavailable"),
 }
 TWILIO_MAGIC = {"+15005550001": 21211, "+15005550002": 21612, "+15005550004": 21610, "+15005550009": 21614}
+
+# Twilio counts GSM 03.38: the basic table, and the extension table at 2 septets each; any other
+# character sends the whole text as UCS-2 (providers.md 3.9, 4).
+GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+
+def count(text: str) -> Segments:
+    return segments(text, GSM_BASIC, GSM_EXTENSION)
 
 
 def error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -88,7 +96,7 @@ class Twilio(SimulatedProvider):
             "body": form["Body"],
             "status": "queued",
             "direction": "outbound-api",
-            "num_segments": str(parts(form["Body"])),
+            "num_segments": str(count(form["Body"]).parts),
             "num_media": "0",
             "price": None,
             "price_unit": "USD",
