@@ -67,7 +67,9 @@ class ProviderSimulator:
         return f"http://{host!s}:{port}"
 
     def start(self) -> ProviderSimulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="provider-sim", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="provider-sim", daemon=True
+        )
         self._thread.start()
         return self
 
