@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import urllib3
@@ -65,7 +66,7 @@ def test_telnyx_success_and_error_envelope(simulator: ProviderSimulator) -> None
     assert bad.status == 401 and json.loads(bad.data)["errors"][0]["code"] == "10009"
     simulator.script("telnyx", Answer("rate_limited", retry_after=2))
     limited = post(simulator, "/v2/messages", body={"to": "+46710000001", "text": "hi"}, headers=auth)
-    assert limited.status == 429 and limited.headers["Retry-After"] == "2"
+    assert limited.status == 429 and limited.headers["x-ratelimit-reset"] == "2"
     assert json.loads(limited.data)["errors"][0]["code"] == "10011"
 
 
@@ -108,17 +109,37 @@ def test_messages_are_listed_for_people(simulator: ProviderSimulator) -> None:
     assert [(m["provider"], m["to"], m["text"]) for m in listed] == [("46elks", "+46710000001", "look")]
 
 
-def send_once(sim: ProviderSimulator, provider: str, to: str, text: str, **extra: str) -> urllib3.BaseHTTPResponse:
+def send_once(
+    sim: ProviderSimulator,
+    provider: str,
+    to: str = "+46710000001",
+    text: str = "hi",
+    *,
+    timeout: float = 5,
+    headers: dict[str, str] | None = None,
+    **extra: str,
+) -> urllib3.BaseHTTPResponse:
     """One send in `provider`'s wire format with the fixture's credentials."""
+    http = urllib3.PoolManager(retries=False, timeout=timeout)
     if provider == "46elks":
         fields = {"from": "Me", "to": to, "message": text, **extra}
-        return post(sim, "/a1/sms", fields=fields, headers=urllib3.make_headers(basic_auth="u:p"))
+        auth = urllib3.make_headers(basic_auth="u:p") | (headers or {})
+        return http.request("POST", sim.url + "/a1/sms", fields=fields, headers=auth, encode_multipart=False)
     if provider == "telnyx":
         body = {"from": "+46700000100", "to": to, "text": text, **extra}
-        return post(sim, "/v2/messages", body=body, headers={"Authorization": "Bearer KEY_1"})
+        return http.request("POST", sim.url + "/v2/messages", json=body, headers={"Authorization": "Bearer KEY_1"})
     fields = {"To": to, "From": "+46700000200", "Body": text, **extra}
-    path = "/2010-04-01/Accounts/AC1/Messages.json"
-    return post(sim, path, fields=fields, headers=urllib3.make_headers(basic_auth="AC1:tok"))
+    url = sim.url + "/2010-04-01/Accounts/AC1/Messages.json"
+    auth = urllib3.make_headers(basic_auth="AC1:tok") | (headers or {})
+    return http.request("POST", url, fields=fields, headers=auth, encode_multipart=False)
+
+
+def outcome(sim: ProviderSimulator, provider: str, **kwargs: Any) -> int | str:
+    """The HTTP status a client got, or the name of the error it met instead of an answer."""
+    try:
+        return send_once(sim, provider, **kwargs).status
+    except urllib3.exceptions.HTTPError as exc:
+        return type(exc).__name__
 
 
 def parts_of(answer: urllib3.BaseHTTPResponse) -> int:
@@ -164,3 +185,75 @@ def test_the_simulators_do_not_import_the_application() -> None:
 
     code = "import sys, devstack.simulators; assert 'sms_connector' not in sys.modules, 'imports sms_connector'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+SUCCESS = {"46elks": 200, "telnyx": 200, "twilio": 201}
+
+
+@pytest.mark.parametrize("provider", ["46elks", "telnyx", "twilio"])
+def test_faults_after_the_message_is_taken(simulator: ProviderSimulator, provider: str) -> None:
+    simulator.hang_seconds = 0.5
+    simulator.script(provider, "accept_then_hang", "accept_then_reset", "unreadable", "accept_then_500")
+    # a hang: the client's read timeout ends it, but the message was taken (and is logged at once)
+    assert outcome(simulator, provider, timeout=0.2) == "ReadTimeoutError"
+    [hung] = simulator.received(provider)
+    assert (hung.answer, hung.status) == ("accept_then_hang", 0) and hung.message_id
+    assert outcome(simulator, provider) == "ProtocolError"  # closed without an answer
+    unreadable = send_once(simulator, provider)
+    assert unreadable.status == SUCCESS[provider] and unreadable.headers["Content-Type"].startswith("text/html")
+    bad_gateway = send_once(simulator, provider)
+    assert bad_gateway.status == 502 and b"502 Bad Gateway" in bad_gateway.data
+    assert [r.answer for r in simulator.sent(provider)] == [
+        "accept_then_hang",
+        "accept_then_reset",
+        "unreadable",
+        "accept_then_500",
+    ]
+    assert len({r.message_id for r in simulator.sent(provider)}) == 4
+
+
+@pytest.mark.parametrize("provider", ["46elks", "telnyx", "twilio"])
+def test_faults_before_the_message_is_taken(simulator: ProviderSimulator, provider: str) -> None:
+    simulator.timeout_seconds = 0.3
+    simulator.script(provider, "server_error", "unavailable", "rate_limited", "reset", "timeout")
+    got = [outcome(simulator, provider, timeout=1) for _ in range(5)]
+    assert got == [500, 503, 429, "ProtocolError", "ProtocolError"]
+    assert simulator.sent(provider) == []
+    assert [r.answer for r in simulator.received(provider)] == [
+        "server_error",
+        "unavailable",
+        "rate_limited",
+        "reset",
+        "timeout",
+    ]
+    # a slow answer is a late success
+    simulator.script(provider, Answer("slow", delay=0.2))
+    assert outcome(simulator, provider) == SUCCESS[provider]
+    assert [r.answer for r in simulator.sent(provider)] == ["slow"]
+
+
+def test_random_faults_draw_from_the_chosen_kinds(simulator: ProviderSimulator) -> None:
+    simulator.fault_rate, simulator.fault_kinds = 1.0, ("accept_then_reset",)
+    assert outcome(simulator, "twilio") == "ProtocolError"
+    [taken] = simulator.sent()
+    assert taken.answer == "accept_then_reset"
+    with pytest.raises(ValueError, match="no such"):
+        simulator.script("twilio", "on_fire")
+
+
+@pytest.mark.parametrize("provider", ["46elks", "telnyx", "twilio"])
+def test_rate_limits_in_each_providers_own_headers(simulator: ProviderSimulator, provider: str) -> None:
+    simulator.script(provider, "rate_limited", Answer("rate_limited", retry_after=3))
+    plain, asked = send_once(simulator, provider), send_once(simulator, provider)
+    magic = send_once(simulator, provider, to="+46700000004")
+    assert (plain.status, asked.status, magic.status) == (429, 429, 429)
+    if provider == "telnyx":  # x-ratelimit-* with the reset as a delay, and never Retry-After
+        assert "Retry-After" not in plain.headers and "Retry-After" not in asked.headers
+        assert (plain.headers["x-ratelimit-remaining"], plain.headers["x-ratelimit-reset"]) == ("0", "1")
+        assert asked.headers["x-ratelimit-reset"] == "3" and int(asked.headers["x-ratelimit-limit"]) > 0
+        assert json.loads(plain.data)["errors"][0]["code"] == "10011"
+    else:  # no Retry-After unless the test asks for one
+        assert "Retry-After" not in plain.headers and "Retry-After" not in magic.headers
+        assert asked.headers["Retry-After"] == "3"
+    if provider == "twilio":
+        assert json.loads(plain.data)["code"] == 20429

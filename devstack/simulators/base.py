@@ -13,6 +13,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs
@@ -28,9 +29,22 @@ GSM_BASIC = frozenset(
 )
 
 
+# Answers that refuse the message with the provider's own error (not taken).
+REFUSALS = ("invalid_number", "opted_out", "no_credit", "rate_limited", "server_error", "unavailable")
+# Answers after which the message IS taken (sent, billed, receipts follow), though the client
+# never reads the success: the connection hangs then closes, closes at once, or a proxy answers.
+TAKEN_FAULTS = ("accept_then_hang", "accept_then_reset", "unreadable", "accept_then_500")
+# Every kind an answer may have: "slow" is "ok" late; "reset" and "timeout" (a reset after
+# `timeout_seconds`) close the connection before the message is taken.
+KINDS = ("ok", "slow", "reset", "timeout", *REFUSALS, *TAKEN_FAULTS)
+
+
 @dataclass
 class Answer:
-    """A scripted answer: 'ok', or a failure of `kind`, optionally after a delay."""
+    """A scripted answer: 'ok', or a fault of `kind` (see KINDS), optionally after a delay.
+
+    `retry_after` asks for a wait in the provider's own way: a `Retry-After` header at 46elks and
+    Twilio, `x-ratelimit-reset` at Telnyx (which documents no `Retry-After`)."""
 
     kind: str = "ok"
     delay: float = 0.0
@@ -88,6 +102,8 @@ class Reply:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     dropped: bool = False  # close without answering; the client sees a reset / no response
+    drop_after: float = 0.0  # ... after keeping the connection open this long
+    done: Callable[[], None] | None = None  # runs once the exchange is over (answered or dropped)
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -98,8 +114,12 @@ class Reply:
         return cls(status, text.encode(), "text/plain; charset=utf-8", headers or {})
 
     @classmethod
-    def drop(cls) -> Reply:
-        return cls(0, dropped=True)
+    def html(cls, status: int, page: str) -> Reply:
+        return cls(status, page.encode(), "text/html; charset=utf-8")
+
+    @classmethod
+    def drop(cls, after: float = 0.0) -> Reply:
+        return cls(0, dropped=True, drop_after=after)
 
 
 class SimulatedProvider:
@@ -118,6 +138,31 @@ class SimulatedProvider:
         received.status = reply.status
         received.message_id = message_id
         return reply
+
+    def taken(self, received: Received, answer: Answer, success: Reply, message_id: str) -> Reply:
+        """The message is taken; what reaches the client depends on the answer's fault, if any."""
+        if answer.kind == "accept_then_hang":
+            reply = Reply.drop(after=self.sim.hang_seconds)
+        elif answer.kind == "accept_then_reset":
+            reply = Reply.drop()
+        elif answer.kind == "unreadable":  # the provider's success status, a proxy's page
+            reply = Reply.html(success.status, _PROXY_PAGE)
+        elif answer.kind == "accept_then_500":
+            reply = Reply.html(502, _BAD_GATEWAY_PAGE)
+        else:
+            reply = success
+        return self.answered(received, reply, message_id)
+
+
+_PROXY_PAGE = """<!DOCTYPE html>
+<html><head><title>One moment, please...</title></head>
+<body><h1>Checking your connection</h1><p>This page is served by an edge proxy.</p></body></html>
+"""
+_BAD_GATEWAY_PAGE = """<html>
+<head><title>502 Bad Gateway</title></head>
+<body><center><h1>502 Bad Gateway</h1></center><hr><center>edge-proxy</center></body>
+</html>
+"""
 
 
 @dataclass(frozen=True)

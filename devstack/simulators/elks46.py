@@ -57,8 +57,9 @@ class Elks46(SimulatedProvider):
             return self.answered(received, Reply.text(400, f"Missing key {missing[0]}"))
         if not E164.match(form["to"]):
             answer = Answer("invalid_number")
-        if answer.kind != "ok":
+        if answer.kind in FAILURES:
             status, text = FAILURES[answer.kind]
+            # 46elks documents no 429 and no Retry-After (providers.md 1.5): one only when scripted
             extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
             return self.answered(received, Reply.text(status, text, extra))
         message_id = "s" + uuid.uuid4().hex
@@ -74,4 +75,4 @@ class Elks46(SimulatedProvider):
             "parts": parts,
             "cost": 3500 * parts,
         }
-        return self.answered(received, Reply.json(200, answer_body), message_id)
+        return self.taken(received, answer, Reply.json(200, answer_body), message_id)

@@ -15,12 +15,11 @@ import json
 import random
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .base import Answer, Received, Reply, Request, SimulatedProvider
+from .base import KINDS, Answer, Received, Reply, Request, SimulatedProvider
 from .elks46 import Elks46
 from .telnyx import Telnyx
 from .twilio import Twilio
@@ -45,6 +44,8 @@ class ProviderSimulator:
         self.fault_kinds: tuple[str, ...] = ("server_error", "rate_limited", "reset", "slow", "timeout")
         self.slow_seconds = 2.0
         self.timeout_seconds = 12.0  # longer than the client waits: it gives up, nothing is sent
+        self.hang_seconds = 12.0  # accept_then_hang: taken, then no answer for longer than a client waits
+        self._stopping = threading.Event()
         self._random = random.Random(7)
         self.elks46 = Elks46(self)
         self.telnyx = Telnyx(self)
@@ -74,6 +75,7 @@ class ProviderSimulator:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -95,9 +97,13 @@ class ProviderSimulator:
         self.twilio.accounts[sid] = token
 
     def script(self, provider: str, *answers: Answer | str) -> None:
-        """Queue answers for the next requests to `provider` ('ok' or a failure kind)."""
+        """Queue answers for the next sends to `provider` (kinds: base.KINDS)."""
+        queued = [a if isinstance(a, Answer) else Answer(a) for a in answers]
+        unknown = [a.kind for a in queued if a.kind not in KINDS]
+        if provider not in PROVIDERS or unknown:
+            raise ValueError(f"no such provider or answer: {provider} {unknown}")
         with self._lock:
-            self._scripts[provider].extend(a if isinstance(a, Answer) else Answer(a) for a in answers)
+            self._scripts[provider].extend(queued)
 
     def reset(self) -> None:
         with self._lock:
@@ -121,22 +127,36 @@ class ProviderSimulator:
     # --- what the providers call ------------------------------------------------------
 
     def begin(self, provider: str, request: Request, fields: dict[str, Any]) -> tuple[Received, Answer]:
-        """Log a send, choose its answer (script, magic recipient, random fault) and wait its delay."""
+        """Log a send, then choose its answer and wait its delay (see `answer_for`)."""
         received = self.record(provider, request, fields)
-        answer = self._next_answer(provider, str(fields.get("to", "")))
-        received.answer = (
-            {"reset": "timeout", "ok": "slow"}.get(answer.kind, answer.kind) if answer.delay else answer.kind
-        )
-        delay = answer.delay or self.latency
-        if delay:
-            time.sleep(delay)
-        return received, answer
+        return received, self.answer_for(received)
 
     def record(self, provider: str, request: Request, fields: dict[str, Any], status: int = 0) -> Received:
+        """Log a request before anything else happens to it (a test can see it during a hang)."""
         received = Received(provider, request.method, request.path, request.headers, request.body, fields, status)
         with self._lock:
             self.requests.append(received)
         return received
+
+    def answer_for(self, received: Received) -> Answer:
+        """The next scripted answer, else the recipient's magic one, else a random fault at
+        `fault_rate`, else "ok"; waits its delay, names it on the log entry, and hands the provider
+        one of "ok", "reset" or the refusals and taken faults of base.KINDS."""
+        answer = self._next_answer(received.provider, str(received.fields.get("to", "")))
+        kind = answer.kind
+        if kind == "slow" or (kind == "ok" and answer.delay):
+            received.answer, delay, kind = "slow", answer.delay or self.slow_seconds, "ok"
+        elif kind == "timeout" or (kind == "reset" and answer.delay):
+            received.answer, delay, kind = "timeout", answer.delay or self.timeout_seconds, "reset"
+        else:
+            received.answer, delay = kind, answer.delay or self.latency
+        self.pause(delay)
+        return Answer(kind, retry_after=answer.retry_after)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, but wake when the simulator stops (a hang must not outlive it)."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
 
     def _next_answer(self, provider: str, to: str) -> Answer:
         with self._lock:
@@ -146,13 +166,7 @@ class ProviderSimulator:
             kind = self._random.choice(self.fault_kinds) if roll < self.fault_rate else None
         if to in MAGIC:
             return Answer(MAGIC[to])
-        if kind == "slow":
-            return Answer("ok", delay=self.slow_seconds)
-        if kind == "timeout":
-            return Answer("reset", delay=self.timeout_seconds)
-        if kind:
-            return Answer(kind, retry_after=1 if kind == "rate_limited" else None)
-        return Answer("ok")
+        return Answer(kind or "ok")
 
     def _route(self, request: Request) -> Reply:
         for provider in self._providers:
@@ -177,9 +191,13 @@ class ProviderSimulator:
             ]
             return Reply.json(200, {"messages": sent})
         if request.method == "POST" and request.path == "/_sim/script":
-            order = json.loads(request.body or b"{}")
-            self.script(order["provider"], *[Answer(**a) if isinstance(a, dict) else a for a in order["answers"]])
-            return Reply.json(200, {"queued": len(order["answers"])})
+            try:
+                order = json.loads(request.body or b"{}")
+                answers = [Answer(**a) if isinstance(a, dict) else a for a in order["answers"]]
+                self.script(order["provider"], *answers)
+            except (ValueError, KeyError, TypeError) as exc:
+                return Reply.json(400, {"message": f"bad script: {exc}"})
+            return Reply.json(200, {"queued": len(answers)})
         return None
 
 
@@ -207,15 +225,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(reply or self.sim._route(request))
 
     def _write(self, reply: Reply) -> None:
-        if reply.dropped:
-            self.close_connection = True
-            with contextlib.suppress(OSError):  # the client may have left first
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
+        try:
+            if reply.dropped:
+                self.sim.pause(reply.drop_after)
+                self.close_connection = True
+                with contextlib.suppress(OSError):  # the client may have left first
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        finally:
+            if reply.done:
+                reply.done()

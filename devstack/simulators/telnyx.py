@@ -40,6 +40,13 @@ def count(text: str) -> Segments:
     return segments(text, TELNYX_BASIC, TELNYX_ESCAPED)
 
 
+def _limits(answer: Answer) -> dict[str, str]:
+    """Telnyx's rate-limit headers (providers.md 2.5): the reset is a delay in seconds, and there is
+    no Retry-After. A scripted `retry_after` sets the reset; else 1 s. The limit is our own figure."""
+    reset = answer.retry_after if answer.retry_after is not None else 1
+    return {"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
+
+
 def errors(status: int, *errors: dict[str, Any], headers: dict[str, str] | None = None) -> Reply:
     return Reply.json(status, {"errors": list(errors)}, headers)
 
@@ -84,15 +91,14 @@ class Telnyx(SimulatedProvider):
             return self.answered(received, errors(422, missing))
         if not E164.match(str(payload["to"])):
             answer = Answer("invalid_number")
-        if answer.kind != "ok":
+        if answer.kind in FAILURES:
             status, code, title = FAILURES[answer.kind]
             error: dict[str, Any] = {"code": code, "title": title}
             if code == "40310":
                 error |= {"detail": "The 'to' address should be a single valid number.", "source": {"pointer": "/to"}}
-            extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else {}
-            if status == 429:
-                extra |= {"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"}
-            return self.answered(received, errors(status, error, headers=extra))
+            if code == "10011":
+                error["detail"] = "You have exceeded the maximum number of allowed requests."
+            return self.answered(received, errors(status, error, headers=_limits(answer) if status == 429 else None))
         message_id = str(uuid.uuid4())
         counted = count(str(payload.get("text") or ""))
         now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
@@ -114,4 +120,4 @@ class Telnyx(SimulatedProvider):
             "wait_seconds": 0,
             "errors": [],
         }
-        return self.answered(received, Reply.json(200, {"data": message}), message_id)
+        return self.taken(received, answer, Reply.json(200, {"data": message}), message_id)
