@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -257,3 +259,80 @@ def test_rate_limits_in_each_providers_own_headers(simulator: ProviderSimulator,
         assert asked.headers["Retry-After"] == "3"
     if provider == "twilio":
         assert json.loads(plain.data)["code"] == 20429
+
+
+def telnyx_send(
+    sim: ProviderSimulator, body: bytes, key: str | None, *, api_key: str = "KEY_1", timeout: float = 5
+) -> urllib3.BaseHTTPResponse:
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    http = urllib3.PoolManager(retries=False, timeout=timeout)
+    return http.request("POST", sim.url + "/v2/messages", body=body, headers=headers)
+
+
+SMS = json.dumps({"from": "+46700000100", "to": "+46710000001", "text": "Door open"}).encode()
+
+
+def test_telnyx_replays_a_success_for_the_same_key_and_body(simulator: ProviderSimulator) -> None:
+    first = telnyx_send(simulator, SMS, "8e03978e-40d5-43e8-bc93-6894a57f9326")
+    again = telnyx_send(simulator, SMS, "8e03978e-40d5-43e8-bc93-6894a57f9326")
+    assert (first.status, again.status) == (200, 200) and again.data == first.data
+    assert len(simulator.sent("telnyx")) == 1
+    replay = simulator.received("telnyx")[-1]
+    assert replay.answer == "replayed" and replay.message_id == json.loads(first.data)["data"]["id"]
+    # the same key with another body is a client bug
+    other = telnyx_send(simulator, SMS.replace(b"Door open", b"Door shut"), "8e03978e-40d5-43e8-bc93-6894a57f9326")
+    assert other.status == 422 and len(simulator.sent("telnyx")) == 1
+    # the key's scope is the API key (our organization), method and path
+    simulator.add_telnyx_key("KEY_2")
+    assert telnyx_send(simulator, SMS, "8e03978e-40d5-43e8-bc93-6894a57f9326", api_key="KEY_2").status == 200
+    assert len(simulator.sent("telnyx")) == 2
+    # without a key every request is a new message
+    telnyx_send(simulator, SMS, None)
+    telnyx_send(simulator, SMS, None)
+    assert len(simulator.sent("telnyx")) == 4
+
+
+@pytest.mark.parametrize("key", ["has space", "", "k" * 256, "a/b"])
+def test_telnyx_refuses_a_malformed_idempotency_key(simulator: ProviderSimulator, key: str) -> None:
+    answer = telnyx_send(simulator, SMS, key)
+    assert answer.status == 400 and json.loads(answer.data)["errors"][0]["code"] == "10015"
+    assert simulator.sent() == []
+
+
+def test_telnyx_key_in_flight_answers_409_then_replays(simulator: ProviderSimulator) -> None:
+    simulator.hang_seconds = 0.6
+    simulator.script("telnyx", "accept_then_hang")
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        telnyx_send(simulator, SMS, "key-1", timeout=0.2)
+    [taken] = simulator.sent("telnyx")
+    # the first request is still open: a retry with the key is told to wait, and is not a STOP block
+    busy = telnyx_send(simulator, SMS, "key-1")
+    error = json.loads(busy.data)["errors"][0]
+    assert busy.status == 409 and error["code"] != "40300"
+    assert simulator.received("telnyx")[-1].answer == "in_flight"
+    # once the simulator has closed the first connection, the retry gets the first success
+    deadline = time.monotonic() + 3
+    while (retry := telnyx_send(simulator, SMS, "key-1")).status == 409 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert retry.status == 200 and json.loads(retry.data)["data"]["id"] == taken.message_id
+    assert len(simulator.sent("telnyx")) == 1
+
+
+@pytest.mark.parametrize("failure", ["rate_limited", "server_error", "unavailable", "reset"])
+def test_telnyx_processes_a_failed_first_attempt_anew(simulator: ProviderSimulator, failure: str) -> None:
+    simulator.script("telnyx", failure)
+    with contextlib.suppress(urllib3.exceptions.ProtocolError):
+        assert telnyx_send(simulator, SMS, "key-2").status >= 429
+    assert simulator.sent() == []
+    assert telnyx_send(simulator, SMS, "key-2").status == 200
+    assert [r.answer for r in simulator.received("telnyx")] == [failure, "ok"]
+    assert len(simulator.sent("telnyx")) == 1
+
+
+def test_telnyx_replays_only_within_the_window(simulator: ProviderSimulator) -> None:
+    simulator.telnyx.idempotency_seconds = 0.0
+    telnyx_send(simulator, SMS, "key-3")
+    telnyx_send(simulator, SMS, "key-3")
+    assert len(simulator.sent("telnyx")) == 2

@@ -104,6 +104,8 @@ class Reply:
     dropped: bool = False  # close without answering; the client sees a reset / no response
     drop_after: float = 0.0  # ... after keeping the connection open this long
     done: Callable[[], None] | None = None  # runs once the exchange is over (answered or dropped)
+    # the provider's success answer when the message was taken, though a fault may hide it
+    success: Reply | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -151,6 +153,7 @@ class SimulatedProvider:
             reply = Reply.html(502, _BAD_GATEWAY_PAGE)
         else:
             reply = success
+        reply.success = success
         return self.answered(received, reply, message_id)
 
 

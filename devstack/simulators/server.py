@@ -116,9 +116,14 @@ class ProviderSimulator:
     # --- inspection -------------------------------------------------------------------
 
     def sent(self, provider: str | None = None) -> list[Received]:
-        """Requests the simulator accepted (an SMS 'sent'), oldest first."""
+        """Requests whose message the simulator took (an SMS 'sent'), oldest first; each message once
+        (a Telnyx idempotent replay names the message it replays, but sends nothing)."""
         with self._lock:
-            return [r for r in self.requests if r.message_id and (provider is None or r.provider == provider)]
+            return [
+                r
+                for r in self.requests
+                if r.message_id and r.answer != "replayed" and (provider is None or r.provider == provider)
+            ]
 
     def received(self, provider: str | None = None) -> list[Received]:
         with self._lock:
@@ -218,9 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
-        request = Request(
-            self.command, url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()}, body
-        )
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():  # a repeated header is one, its values joined
+            name = name.lower()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        request = Request(self.command, url.path, parse_qs(url.query), headers, body)
         reply = self.sim._control(request) if request.path.startswith("/_sim/") else None
         self._write(reply or self.sim._route(request))
 

@@ -6,14 +6,38 @@ JSON body (`from`, `to`, `text`), a Bearer API key, `{"data": message}` on succe
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .base import E164, Answer, Reply, Request, Segments, SimulatedProvider, segments
+from .base import E164, Answer, Received, Reply, Request, Segments, SimulatedProvider, segments
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
+
+# Idempotency-Key (providers.md 2.11): 400 + 10015 for a malformed key; 409 while the first request
+# with the key is in flight; 422 for the key with another body; scope: key, API key, method, path.
+_KEY = re.compile(r"^[A-Za-z0-9_:-]{1,255}$")
+_BAD_KEY = {
+    "code": "10015",
+    "title": "Bad Request",
+    "detail": "The Idempotency-Key header must be 1 to 255 letters, numbers, hyphens, underscores or colons.",
+    "source": {"parameter": "Idempotency-Key"},
+}
+_IN_FLIGHT = {  # code and wording are our choice: Telnyx documents only the 409
+    "code": "10036",
+    "title": "Request in progress",
+    "detail": "A request with this Idempotency-Key is still being processed; retry later with the same key.",
+}
+_KEY_REUSED = {  # code and wording are our choice: Telnyx documents only the 422
+    "code": "10037",
+    "title": "Idempotency-Key reused",
+    "detail": "This Idempotency-Key was used with a different request body.",
+}
+Scope = tuple[str, str, str, str]  # API key (our "organization"), method, path, Idempotency-Key
 
 _AUTH_DETAIL = "The required authentication headers were either invalid or not included in the request."
 
@@ -51,12 +75,25 @@ def errors(status: int, *errors: dict[str, Any], headers: dict[str, str] | None 
     return Reply.json(status, {"errors": list(errors)}, headers)
 
 
+@dataclass
+class _Kept:
+    """What an Idempotency-Key holds: its body, and its success answer once the first request is over."""
+
+    body: bytes
+    at: float = field(default_factory=time.time)
+    success: Reply | None = None  # None while the first request is in flight
+    message_id: str | None = None
+
+
 class Telnyx(SimulatedProvider):
     name = "telnyx"
 
     def __init__(self, sim: ProviderSimulator) -> None:
         super().__init__(sim)
         self.keys: set[str] = set()
+        self._lock = threading.Lock()
+        self._kept: dict[Scope, _Kept] = {}
+        self.idempotency_seconds = 24 * 3600.0  # successes are replayed this long
 
     def handle(self, request: Request) -> Reply | None:
         if request.method == "POST" and request.path == "/v2/messages":
@@ -79,11 +116,62 @@ class Telnyx(SimulatedProvider):
                 },
             )
         fields = {"from": payload.get("from"), "to": payload.get("to"), "text": payload.get("text")}
-        received, answer = self.sim.begin(self.name, request, fields)
-        if request.bearer() not in self.keys:
+        received = self.sim.record(self.name, request, fields)
+        key = request.headers.get("idempotency-key")
+        if key is None or request.bearer() not in self.keys:
+            return self._send(request, payload, received)
+        scope = (request.bearer(), request.method, request.path, key)
+        early = self._idempotent(key, scope, request, received)
+        if early is not None:
+            return early
+        try:
+            reply = self._send(request, payload, received)
+        except BaseException:
+            self._settle(scope, None, None)
+            raise
+        reply.done = lambda: self._settle(scope, reply.success, received.message_id)
+        return reply
+
+    def _idempotent(self, key: str, scope: Scope, request: Request, received: Received) -> Reply | None:
+        """The answer a used key gets at once (providers.md 2.11), or None: then the key is in flight."""
+        if not _KEY.match(key):
+            received.answer = "bad_key"
+            return self.answered(received, errors(400, _BAD_KEY))
+        with self._lock:
+            kept = self._kept.get(scope)
+            if kept and time.time() - kept.at > self.idempotency_seconds:
+                del self._kept[scope]
+                kept = None
+            if kept is None:
+                self._kept[scope] = _Kept(request.body)
+                return None
+            if kept.body != request.body:
+                received.answer = "key_reused"
+                return self.answered(received, errors(422, _KEY_REUSED))
+            if kept.success is None:
+                received.answer = "in_flight"
+                return self.answered(received, errors(409, _IN_FLIGHT))
+            received.answer = "replayed"
+            replay = kept.success
             return self.answered(
-                received, errors(401, {"code": "10009", "title": "Authentication failed", "detail": _AUTH_DETAIL})
+                received, Reply(replay.status, replay.body, replay.content_type, dict(replay.headers)), kept.message_id
             )
+
+    def _settle(self, scope: Scope, success: Reply | None, message_id: str | None) -> None:
+        """The first request with a key is over: keep its success for replays, or forget a failure."""
+        with self._lock:
+            kept = self._kept.get(scope)
+            if kept is not None and kept.success is None:
+                if success is None:
+                    del self._kept[scope]
+                else:
+                    kept.success, kept.message_id = success, message_id
+
+    def _send(self, request: Request, payload: dict[str, Any], received: Received) -> Reply:
+        answer = self.sim.answer_for(received)
+        if request.bearer() not in self.keys:
+            denied = {"code": "10009", "title": "Authentication failed", "detail": _AUTH_DETAIL}
+            return self.answered(received, errors(401, denied))
         if answer.kind == "reset":
             return self.answered(received, Reply.drop())
         if not payload.get("to"):
