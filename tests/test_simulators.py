@@ -336,3 +336,65 @@ def test_telnyx_replays_only_within_the_window(simulator: ProviderSimulator) -> 
     telnyx_send(simulator, SMS, "key-3")
     telnyx_send(simulator, SMS, "key-3")
     assert len(simulator.sent("telnyx")) == 2
+
+
+def test_an_opted_out_recipient_in_each_providers_terms(simulator: ProviderSimulator) -> None:
+    elks = send_once(simulator, "46elks", to="+46700000002")
+    assert elks.status == 400 and elks.headers["Content-Type"].startswith("text/plain")
+    telnyx = send_once(simulator, "telnyx", to="+46700000002")
+    assert telnyx.status == 409
+    assert json.loads(telnyx.data)["errors"] == [
+        {
+            "code": "40300",
+            "title": "Blocked due to STOP message",
+            "detail": "Messages cannot be sent from '+46700000100' to '+46700000002' due to an existing block rule.",
+        }
+    ]
+    for to in ("+46700000002", "+15005550004"):
+        twilio = send_once(simulator, "twilio", to=to)
+        assert twilio.status == 400
+        assert json.loads(twilio.data) == {
+            "code": 21610,
+            "message": "Attempt to send to unsubscribed recipient",
+            "more_info": "https://www.twilio.com/docs/errors/21610",
+            "status": 400,
+        }
+    assert simulator.sent() == []
+
+
+@pytest.mark.parametrize(
+    ("to", "sender", "code", "message"),
+    [
+        ("+46700000001", "+46700000200", 21211, "The 'To' number +46700000001 is not a valid phone number."),
+        ("0701234567", "+46700000200", 21211, "The 'To' number 0701234567 is not a valid phone number."),
+        (
+            "+15005550002",
+            "+46700000200",
+            21612,
+            "The 'To' phone number: +15005550002, is not currently reachable using the 'From' phone number: "
+            "+46700000200 via SMS.",
+        ),
+        ("+15005550009", "+46700000200", 21614, "'To' number +15005550009 is not a valid mobile number"),
+        ("+15005550003", "+46700000200", 21408, None),
+        ("+46710000001", "+15005550001", 21212, None),
+        ("+46710000001", "+15005550007", 21606, None),
+        ("+46710000001", "+15005550008", 21611, None),
+        ("+46710000001", "+46700000660", 21660, "Mismatch between the 'From' number +46700000660 and the account AC1."),
+    ],
+)
+def test_twilio_refusals_name_the_numbers_as_twilio_does(
+    simulator: ProviderSimulator, to: str, sender: str, code: int, message: str | None
+) -> None:
+    http = urllib3.PoolManager(retries=False)
+    answer = http.request(
+        "POST",
+        simulator.url + "/2010-04-01/Accounts/AC1/Messages.json",
+        fields={"To": to, "From": sender, "Body": "hi"},
+        headers=urllib3.make_headers(basic_auth="AC1:tok"),
+        encode_multipart=False,
+    )
+    body = json.loads(answer.data)
+    assert (answer.status, body["code"], body["more_info"]) == (400, code, f"https://www.twilio.com/docs/errors/{code}")
+    if message:
+        assert body["message"] == message
+    assert simulator.sent() == []

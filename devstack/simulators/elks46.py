@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .server import ProviderSimulator
 
 # kind -> status, plain-text body. 46elks documents neither the codes nor the wording
-# (providers.md 1.5); these are our own choice.
+# (providers.md 1.5), nor any answer for an opted-out recipient (section 11): all our own choice.
 FAILURES = {
     "invalid_number": (400, "Invalid to number"),
     "opted_out": (400, "Recipient has opted out"),

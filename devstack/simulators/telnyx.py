@@ -44,7 +44,7 @@ _AUTH_DETAIL = "The required authentication headers were either invalid or not i
 # kind -> HTTP status, error code, title (providers.md 2.5)
 FAILURES = {
     "invalid_number": (400, "40310", "Invalid 'to' address"),
-    "opted_out": (400, "40300", "Blocked due to STOP message"),
+    "opted_out": (409, "40300", "Blocked due to STOP message"),
     "no_credit": (403, "10010", "Authorization failed"),
     "rate_limited": (429, "10011", "Too many requests"),
     "server_error": (500, "10007", "Unexpected error"),
@@ -186,6 +186,11 @@ class Telnyx(SimulatedProvider):
                 error |= {"detail": "The 'to' address should be a single valid number.", "source": {"pointer": "/to"}}
             if code == "10011":
                 error["detail"] = "You have exceeded the maximum number of allowed requests."
+            if code == "40300":  # the real detail names both numbers
+                error["detail"] = (
+                    f"Messages cannot be sent from '{payload.get('from')}' to '{payload['to']}' "
+                    "due to an existing block rule."
+                )
             return self.answered(received, errors(status, error, headers=_limits(answer) if status == 429 else None))
         message_id = str(uuid.uuid4())
         counted = count(str(payload.get("text") or ""))

@@ -3,8 +3,10 @@ section 3): `POST /2010-04-01/Accounts/{sid}/Messages.json` with a form (`To`, `
 HTTP Basic auth with the account SID (which must match the URL) and auth token, 201 with the
 message resource on success and `{code, message, more_info, status}` on failure.
 
-Twilio's own test numbers work too: To +15005550001 (21211), +15005550002 (21612),
-+15005550004 (21610), +15005550009 (21614).
+Twilio's own test numbers (providers.md 3.10) work too: To +15005550001 (21211), +15005550002
+(21612), +15005550003 (21408), +15005550004 (21610), +15005550009 (21614); From +15005550001
+(21212), +15005550007 (21606), +15005550008 (21611). Our own: From +46700000660 (21660, the From
+number belongs to another account). Error texts embed the numbers, as Twilio's do.
 """
 
 from __future__ import annotations
@@ -21,16 +23,46 @@ if TYPE_CHECKING:
 
 _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 
-# kind -> HTTP status, error code, message (providers.md 3.5)
-FAILURES = {
-    "invalid_number": (400, 21211, "The 'To' number is not a valid phone number."),
-    "opted_out": (400, 21610, "Attempt to send to unsubscribed recipient"),
-    "no_credit": (403, 20005, "Account not active"),
-    "rate_limited": (429, 20429, "Too Many Requests"),
-    "server_error": (500, 20500, "Internal Server Error"),
-    "unavailable": (503, 20503, "Service Unavailable"),
+# Error texts by code (providers.md 3.5; the wording of those it does not quote is Twilio's as we
+# know it), formatted with the request's `to`, `from` and account `sid`.
+MESSAGES = {
+    20003: "Authenticate",
+    20005: "Account not active",
+    20429: "Too Many Requests",
+    20500: "Internal Server Error",
+    20503: "Service Unavailable",
+    21211: "The 'To' number {to} is not a valid phone number.",
+    21212: "The 'From' number {from_} is not a valid phone number, shortcode, or alphanumeric sender ID.",
+    21408: "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}.",
+    21602: "Message body is required.",
+    21603: "A 'From' phone number is required.",
+    21604: "A 'To' phone number is required.",
+    21606: "The 'From' phone number provided ({from_}) is not a valid message-capable Twilio phone number "
+    "for this destination.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21611: "This 'From' number has exceeded the maximum number of queued messages.",
+    21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: {from_} via SMS.",
+    21614: "'To' number {to} is not a valid mobile number",
+    21617: "The concatenated message body exceeds the 1600 character limit.",
+    21660: "Mismatch between the 'From' number {from_} and the account {sid}.",
 }
-TWILIO_MAGIC = {"+15005550001": 21211, "+15005550002": 21612, "+15005550004": 21610, "+15005550009": 21614}
+# answer kind -> HTTP status, error code
+FAILURES = {
+    "invalid_number": (400, 21211),
+    "opted_out": (400, 21610),
+    "no_credit": (403, 20005),  # the status is not documented (providers.md 3.5): our choice
+    "rate_limited": (429, 20429),
+    "server_error": (500, 20500),
+    "unavailable": (503, 20503),
+}
+TWILIO_MAGIC = {
+    "+15005550001": 21211,
+    "+15005550002": 21612,
+    "+15005550003": 21408,
+    "+15005550004": 21610,
+    "+15005550009": 21614,
+}
+TWILIO_FROM_MAGIC = {"+15005550001": 21212, "+15005550007": 21606, "+15005550008": 21611, "+46700000660": 21660}
 
 # Twilio counts GSM 03.38: the basic table, and the extension table at 2 septets each; any other
 # character sends the whole text as UCS-2 (providers.md 3.9, 4).
@@ -41,7 +73,8 @@ def count(text: str) -> Segments:
     return segments(text, GSM_BASIC, GSM_EXTENSION)
 
 
-def error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+def error(status: int, code: int, form: dict[str, str], sid: str, headers: dict[str, str] | None = None) -> Reply:
+    message = MESSAGES[code].format(to=form.get("To", ""), from_=form.get("From", ""), sid=sid)
     more_info = f"https://www.twilio.com/docs/errors/{code}"
     return Reply.json(status, {"code": code, "message": message, "more_info": more_info, "status": status}, headers)
 
@@ -59,33 +92,37 @@ class Twilio(SimulatedProvider):
             return self.send(request, match["sid"])
         return None
 
+    def _refusal(self, form: dict[str, str]) -> int | None:
+        """The error code of a send Twilio refuses for what it asks, before any fault."""
+        if not form.get("To"):
+            return 21604
+        if not form.get("From"):
+            return 21603
+        if not form.get("Body"):
+            return 21602
+        if len(form["Body"]) > 1600:
+            return 21617
+        return TWILIO_FROM_MAGIC.get(form["From"]) or TWILIO_MAGIC.get(form["To"])
+
     def send(self, request: Request, sid: str) -> Reply:
         form = request.form()
         fields = {"from": form.get("From"), "to": form.get("To"), "text": form.get("Body")}
         received, answer = self.sim.begin(self.name, request, fields)
         auth = request.basic_auth()
         if not auth or auth[0] != sid or self.accounts.get(sid) != auth[1]:
-            return self.answered(received, error(401, 20003, "Authenticate"))
+            return self.answered(received, error(401, 20003, form, sid))
         if answer.kind == "reset":
             return self.answered(received, Reply.drop())
-        if not form.get("To"):
-            return self.answered(received, error(400, 21604, "A 'To' phone number is required."))
-        if not form.get("Body"):
-            return self.answered(received, error(400, 21602, "Message body is required."))
-        if len(form["Body"]) > 1600:
-            message = "The concatenated message body exceeds the 1600 character limit."
-            return self.answered(received, error(400, 21617, message))
-        if form["To"] in TWILIO_MAGIC:
-            return self.answered(
-                received, error(400, TWILIO_MAGIC[form["To"]], "Rejected by the simulator's test number.")
-            )
+        refusal = self._refusal(form)
+        if refusal:
+            return self.answered(received, error(400, refusal, form, sid))
         if not E164.match(form["To"]):
             answer = Answer("invalid_number")
         if answer.kind in FAILURES:
-            status, code, message = FAILURES[answer.kind]
+            status, code = FAILURES[answer.kind]
             # no Retry-After on 20429 (providers.md 3.5, not documented): one only when scripted
             extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
-            return self.answered(received, error(status, code, message, extra))
+            return self.answered(received, error(status, code, form, sid, extra))
         message_id = "SM" + uuid.uuid4().hex
         now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
         resource = {
