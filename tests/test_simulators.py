@@ -398,3 +398,121 @@ def test_twilio_refusals_name_the_numbers_as_twilio_does(
     if message:
         assert body["message"] == message
     assert simulator.sent() == []
+
+
+def get(sim: ProviderSimulator, path: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    return HTTP.request("GET", sim.url + path, headers=headers)
+
+
+def basic(credentials: str) -> dict[str, str]:
+    return urllib3.make_headers(basic_auth=credentials)
+
+
+def test_46elks_account_check(simulator: ProviderSimulator) -> None:
+    simulator.add_elks46_account("poor", "pw", balance=1000, currency="EUR")
+    simulator.add_elks46_account("gone", "pw", status="suspended")
+    me = get(simulator, "/a1/me", basic("u:p"))
+    assert me.status == 200
+    assert json.loads(me.data).keys() == {"mobilenumber", "displayname", "id", "currency", "balance", "email"}
+    assert (json.loads(me.data)["balance"], json.loads(me.data)["currency"]) == (2_000_000, "SEK")
+    bad = get(simulator, "/a1/me", basic("u:nope"))
+    assert bad.status == 401 and bad.headers["Content-Type"].startswith("text/plain")
+    poor = json.loads(get(simulator, "/a1/me", basic("poor:pw")).data)
+    assert (poor["balance"], poor["currency"]) == (1000, "EUR")
+    # a balance below the price of the message refuses it; a suspended account refuses everything
+    refused = send_once(simulator, "46elks", headers=basic("poor:pw"))
+    assert refused.status == 402 and refused.headers["Content-Type"].startswith("text/plain")
+    assert get(simulator, "/a1/me", basic("gone:pw")).status == 403
+    assert send_once(simulator, "46elks", headers=basic("gone:pw")).status == 403
+    assert simulator.sent() == []
+    assert [r.method for r in simulator.received("46elks")] == ["GET", "GET", "GET", "POST", "GET", "POST"]
+
+
+def test_telnyx_balance_check(simulator: ProviderSimulator) -> None:
+    simulator.add_telnyx_key("KEY_POOR", balance="0.00", credit_limit="0.005", currency="EUR")
+    simulator.add_telnyx_key("KEY_GONE", status="suspended")
+    good = get(simulator, "/v2/balance", {"Authorization": "Bearer KEY_1"})
+    assert good.status == 200
+    assert json.loads(good.data) == {
+        "data": {
+            "record_type": "balance",
+            "balance": "20.00",
+            "credit_limit": "0.00",
+            "available_credit": "20.00",
+            "pending": "0.00",
+            "currency": "USD",
+        }
+    }
+    bad = get(simulator, "/v2/balance", {"Authorization": "Bearer KEY_NOPE"})
+    assert bad.status == 401 and json.loads(bad.data)["errors"][0]["code"] == "10009"
+    poor = json.loads(get(simulator, "/v2/balance", {"Authorization": "Bearer KEY_POOR"}).data)["data"]
+    assert (poor["available_credit"], poor["currency"]) == ("0.005", "EUR")
+    gone = get(simulator, "/v2/balance", {"Authorization": "Bearer KEY_GONE"})
+    assert gone.status == 403 and json.loads(gone.data)["errors"][0]["code"] == "10010"
+    for key in ("KEY_POOR", "KEY_GONE"):
+        refused = telnyx_send(simulator, SMS, None, api_key=key)
+        assert refused.status == 403 and json.loads(refused.data)["errors"][0]["code"] == "10010"
+    assert simulator.sent() == []
+
+
+def test_twilio_account_and_balance_checks(simulator: ProviderSimulator) -> None:
+    simulator.add_twilio_account("ACGONE", "tok", status="suspended")
+    simulator.add_twilio_account("ACPOOR", "tok", balance="0.00", currency="EUR")
+    account = get(simulator, "/2010-04-01/Accounts/AC1.json", basic("AC1:tok"))
+    assert account.status == 200
+    resource = json.loads(account.data)
+    assert resource.items() >= {"sid": "AC1", "owner_account_sid": "AC1", "status": "active", "type": "Full"}.items()
+    assert {"friendly_name", "auth_token", "date_created", "date_updated", "uri"} <= resource.keys()
+    balance = get(simulator, "/2010-04-01/Accounts/AC1/Balance.json", basic("AC1:tok"))
+    assert json.loads(balance.data) == {"account_sid": "AC1", "balance": "20.00", "currency": "USD"}
+    for path, credentials in [
+        ("/2010-04-01/Accounts/AC1.json", "AC1:wrong"),
+        ("/2010-04-01/Accounts/AC1.json", "ACGONE:tok"),  # the SID in the URL must be the caller's
+        ("/2010-04-01/Accounts/ACGONE.json", "ACGONE:tok"),  # suspended: 20003 as well
+        ("/2010-04-01/Accounts/ACGONE/Balance.json", "ACGONE:tok"),
+    ]:
+        refused = get(simulator, path, basic(credentials))
+        assert (refused.status, json.loads(refused.data)["code"]) == (401, 20003), path
+    poor = get(simulator, "/2010-04-01/Accounts/ACPOOR/Balance.json", basic("ACPOOR:tok"))
+    assert json.loads(poor.data)["balance"] == "0.00"
+    # sends fail the same way
+    sms = {"To": "+46710000001", "From": "+46700000200", "Body": "x"}
+    gone = post(simulator, "/2010-04-01/Accounts/ACGONE/Messages.json", fields=sms, headers=basic("ACGONE:tok"))
+    assert (gone.status, json.loads(gone.data)["code"]) == (401, 20003)
+    poor_send = post(simulator, "/2010-04-01/Accounts/ACPOOR/Messages.json", fields=sms, headers=basic("ACPOOR:tok"))
+    assert (poor_send.status, json.loads(poor_send.data)["code"]) == (403, 20005)
+    assert simulator.sent() == []
+
+
+def test_a_twilio_trial_account_sends_only_to_verified_numbers(simulator: ProviderSimulator) -> None:
+    simulator.add_twilio_account("ACTRIAL", "tok", type="Trial", verified_numbers=["+46710000001"])
+    trial = json.loads(get(simulator, "/2010-04-01/Accounts/ACTRIAL.json", basic("ACTRIAL:tok")).data)
+    assert trial["type"] == "Trial"
+    url = simulator.url + "/2010-04-01/Accounts/ACTRIAL/Messages.json"
+    answers = [
+        HTTP.request(
+            "POST",
+            url,
+            fields={"To": to, "From": "+46700000200", "Body": "hi"},
+            headers=basic("ACTRIAL:tok"),
+            encode_multipart=False,
+        )
+        for to in ("+46710000001", "+46710000002")
+    ]
+    assert [a.status for a in answers] == [201, 400]
+    refused = json.loads(answers[1].data)
+    assert refused["code"] == 21608 and "+46710000002" in refused["message"]
+    assert [r.fields["to"] for r in simulator.sent()] == ["+46710000001"]
+
+
+def test_costs_on_the_send_answers(simulator: ProviderSimulator) -> None:
+    simulator.add_telnyx_key("KEY_EUR", currency="EUR")
+    two_parts = "a" * 200
+    elks = json.loads(send_once(simulator, "46elks", text=two_parts).data)
+    assert (elks["parts"], elks["cost"]) == (2, 7000)
+    body = json.dumps({"from": "+46700000100", "to": "+46710000001", "text": two_parts}).encode()
+    telnyx = json.loads(telnyx_send(simulator, body, None, api_key="KEY_EUR").data)["data"]
+    assert (telnyx["parts"], telnyx["encoding"]) == (2, "GSM-7")
+    assert telnyx["cost"] == {"amount": "0.0102", "currency": "EUR"}
+    twilio = json.loads(send_once(simulator, "twilio", text=two_parts).data)
+    assert (twilio["num_segments"], twilio["price"], twilio["price_unit"]) == ("2", None, "USD")

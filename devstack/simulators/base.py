@@ -135,6 +135,12 @@ class SimulatedProvider:
     def handle(self, request: Request) -> Reply | None:
         raise NotImplementedError
 
+    def looking(self, request: Request) -> Received:
+        """Log a look-up or account check: latency applies to them, scripts and faults do not."""
+        received = self.sim.record(self.name, request, {})
+        self.sim.pause(self.sim.latency)
+        return received
+
     def answered(self, received: Received, reply: Reply, message_id: str | None = None) -> Reply:
         """Note on the log entry what the client got."""
         received.status = reply.status

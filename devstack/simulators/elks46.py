@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, segments
@@ -24,6 +25,11 @@ FAILURES = {
     "unavailable": (503, "Service unavailable"),
 }
 
+# The price of one part in 1/10000 of the account's currency: 0.35 (providers.md 1.4, 12). The
+# simulator never debits the balance (a long local run must not run dry); a send the balance
+# cannot pay for is refused.
+PRICE_PER_PART = 3500
+
 
 # 46elks counts the GSM 03.38 basic table only: `€` is not in it (providers.md 1.9), so we take it
 # that every extension character (`€ [ ] { } ^ ~ | \`) sends the whole text as UCS-2 (section 4).
@@ -31,25 +37,48 @@ def count(text: str) -> Segments:
     return segments(text, GSM_BASIC, frozenset())
 
 
+@dataclass
+class Account:
+    password: str
+    balance: int = 2_000_000  # 1/10000 of `currency`, like `cost` (providers.md 9: unit inferred)
+    currency: str = "SEK"
+    status: str = "active"  # or "suspended": our own word, 46elks documents no account states
+    id: str = field(default_factory=lambda: "u" + uuid.uuid4().hex)
+
+
 class Elks46(SimulatedProvider):
     name = "46elks"
 
     def __init__(self, sim: ProviderSimulator) -> None:
         super().__init__(sim)
-        self.accounts: dict[str, str] = {}  # API username -> API password
+        self.accounts: dict[str, Account] = {}  # by API username
 
     def handle(self, request: Request) -> Reply | None:
-        if request.method == "POST" and request.path.lower() == "/a1/sms":
+        path = request.path.lower()
+        if request.method == "POST" and path == "/a1/sms":
             return self.send(request)
+        if request.method == "GET" and path == "/a1/me":
+            return self.me(request)
         return None
+
+    def _account(self, request: Request) -> tuple[str, Account] | Reply:
+        """The caller's account, or the plain-text refusal it gets."""
+        auth = request.basic_auth()
+        account = self.accounts.get(auth[0]) if auth else None
+        if not auth or not account or account.password != auth[1]:
+            return Reply.text(401, "Unauthorized")
+        if account.status != "active":
+            return Reply.text(403, "Account suspended")  # status and wording our own choice
+        return auth[0], account
 
     def send(self, request: Request) -> Reply:
         form = request.form()
         fields = {"from": form.get("from"), "to": form.get("to"), "text": form.get("message")}
         received, answer = self.sim.begin(self.name, request, fields)
-        auth = request.basic_auth()
-        if not auth or self.accounts.get(auth[0]) != auth[1]:
-            return self.answered(received, Reply.text(401, "Unauthorized"))
+        caller = self._account(request)
+        if isinstance(caller, Reply):
+            return self.answered(received, caller)
+        _, account = caller
         if answer.kind == "reset":
             return self.answered(received, Reply.drop())
         missing = [k for k in ("from", "to", "message") if not form.get(k)]
@@ -57,13 +86,15 @@ class Elks46(SimulatedProvider):
             return self.answered(received, Reply.text(400, f"Missing key {missing[0]}"))
         if not E164.match(form["to"]):
             answer = Answer("invalid_number")
+        parts = count(form["message"]).parts
+        if answer.kind == "ok" and account.balance < PRICE_PER_PART * parts:
+            answer = Answer("no_credit")  # "once your balance reaches 0, any call that would be charged fails"
         if answer.kind in FAILURES:
             status, text = FAILURES[answer.kind]
             # 46elks documents no 429 and no Retry-After (providers.md 1.5): one only when scripted
             extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
             return self.answered(received, Reply.text(status, text, extra))
         message_id = "s" + uuid.uuid4().hex
-        parts = count(form["message"]).parts
         answer_body = {
             "id": message_id,
             "status": "created",
@@ -73,6 +104,23 @@ class Elks46(SimulatedProvider):
             "message": form["message"],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime()),
             "parts": parts,
-            "cost": 3500 * parts,
+            "cost": PRICE_PER_PART * parts,
         }
         return self.taken(received, answer, Reply.json(200, answer_body), message_id)
+
+    def me(self, request: Request) -> Reply:
+        """`GET /a1/me`, the free credential check (providers.md 9)."""
+        received = self.looking(request)
+        caller = self._account(request)
+        if isinstance(caller, Reply):
+            return self.answered(received, caller)
+        username, account = caller
+        me = {
+            "mobilenumber": "+46700000000",
+            "displayname": username,
+            "id": account.id,
+            "currency": account.currency,
+            "balance": account.balance,
+            "email": f"{username}@example.com",
+        }
+        return self.answered(received, Reply.json(200, me))

@@ -15,10 +15,12 @@ import json
 import random
 import socket
 import threading
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import elks46, telnyx, twilio
 from .base import KINDS, Answer, Received, Reply, Request, SimulatedProvider
 from .elks46 import Elks46
 from .telnyx import Telnyx
@@ -87,14 +89,38 @@ class ProviderSimulator:
 
     # --- configuration ----------------------------------------------------------------
 
-    def add_elks46_account(self, username: str, password: str) -> None:
-        self.elks46.accounts[username] = password
+    def add_elks46_account(
+        self, username: str, password: str, *, balance: int = 2_000_000, currency: str = "SEK", status: str = "active"
+    ) -> None:
+        """A 46elks API user; `balance` in 1/10000 of `currency`; `status` "active" or "suspended"."""
+        self.elks46.accounts[username] = elks46.Account(password, balance, currency, status)
 
-    def add_telnyx_key(self, api_key: str) -> None:
-        self.telnyx.keys.add(api_key)
+    def add_telnyx_key(
+        self,
+        api_key: str,
+        *,
+        balance: str = "20.00",
+        currency: str = "USD",
+        status: str = "active",
+        credit_limit: str = "0.00",
+    ) -> None:
+        """A Telnyx API key and its account: decimal-string money; `status` "active" or "suspended"."""
+        self.telnyx.accounts[api_key] = telnyx.Account(balance, currency, status, credit_limit)
 
-    def add_twilio_account(self, sid: str, token: str) -> None:
-        self.twilio.accounts[sid] = token
+    def add_twilio_account(
+        self,
+        sid: str,
+        token: str,
+        *,
+        status: str = "active",
+        type: str = "Full",
+        balance: str = "20.00",
+        currency: str = "USD",
+        verified_numbers: Iterable[str] = (),
+    ) -> None:
+        """A Twilio account: `status` "active", "suspended" or "closed"; `type` "Full" or "Trial" (which
+        sends only to `verified_numbers`); `balance` a decimal string. Again for a SID: replaces it."""
+        self.twilio.accounts[sid] = twilio.Account(token, status, type, balance, currency, frozenset(verified_numbers))
 
     def script(self, provider: str, *answers: Answer | str) -> None:
         """Queue answers for the next sends to `provider` (kinds: base.KINDS)."""

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .base import E164, Answer, Received, Reply, Request, Segments, SimulatedProvider, segments
@@ -41,14 +42,21 @@ Scope = tuple[str, str, str, str]  # API key (our "organization"), method, path,
 
 _AUTH_DETAIL = "The required authentication headers were either invalid or not included in the request."
 
-# kind -> HTTP status, error code, title (providers.md 2.5)
+# kind -> HTTP status, error code, title, detail (providers.md 2.5; a detail it does not quote is
+# ours), the detail formatted with the request's `from_` and `to`
 FAILURES = {
-    "invalid_number": (400, "40310", "Invalid 'to' address"),
-    "opted_out": (409, "40300", "Blocked due to STOP message"),
-    "no_credit": (403, "10010", "Authorization failed"),
-    "rate_limited": (429, "10011", "Too many requests"),
-    "server_error": (500, "10007", "Unexpected error"),
-    "unavailable": (503, "10007", "Unexpected error"),
+    "invalid_number": (400, "40310", "Invalid 'to' address", "The 'to' address should be a single valid number."),
+    "opted_out": (
+        409,
+        "40300",
+        "Blocked due to STOP message",
+        "Messages cannot be sent from '{from_}' to '{to}' due to an existing block rule.",
+    ),
+    # Telnyx documents no code for a balance too low (providers.md 2.5): our choice
+    "no_credit": (403, "10010", "Authorization failed", "The account's available credit cannot pay for this message."),
+    "rate_limited": (429, "10011", "Too many requests", "You have exceeded the maximum number of allowed requests."),
+    "server_error": (500, "10007", "Unexpected error", "An unexpected error occurred."),
+    "unavailable": (503, "10007", "Unexpected error", "An unexpected error occurred."),
 }
 
 # Telnyx's own 7-bit set (providers.md 2.9): no `€ ¤ § Ç`, form feed or Greek capitals; `~^|\{}[]`
@@ -75,6 +83,22 @@ def errors(status: int, *errors: dict[str, Any], headers: dict[str, str] | None 
     return Reply.json(status, {"errors": list(errors)}, headers)
 
 
+# The price of one part (the spec example's "0.0051"), in the account's currency. The simulator
+# never debits the balance; a send the available credit cannot pay for is refused (our choice).
+PRICE_PER_PART = Decimal("0.0051")
+
+
+@dataclass
+class Account:
+    balance: str = "20.00"  # decimal strings, as in GET /v2/balance
+    currency: str = "USD"
+    status: str = "active"  # or "suspended"
+    credit_limit: str = "0.00"
+
+    def available_credit(self) -> Decimal:
+        return Decimal(self.balance) + Decimal(self.credit_limit)
+
+
 @dataclass
 class _Kept:
     """What an Idempotency-Key holds: its body, and its success answer once the first request is over."""
@@ -90,7 +114,7 @@ class Telnyx(SimulatedProvider):
 
     def __init__(self, sim: ProviderSimulator) -> None:
         super().__init__(sim)
-        self.keys: set[str] = set()
+        self.accounts: dict[str, Account] = {}  # by API key
         self._lock = threading.Lock()
         self._kept: dict[Scope, _Kept] = {}
         self.idempotency_seconds = 24 * 3600.0  # successes are replayed this long
@@ -98,7 +122,20 @@ class Telnyx(SimulatedProvider):
     def handle(self, request: Request) -> Reply | None:
         if request.method == "POST" and request.path == "/v2/messages":
             return self.send(request)
+        if request.method == "GET" and request.path == "/v2/balance":
+            return self.balance(request)
         return None
+
+    def _account(self, request: Request) -> Account | Reply:
+        """The caller's account, or the refusal it gets."""
+        account = self.accounts.get(request.bearer())
+        if account is None:
+            return errors(401, {"code": "10009", "title": "Authentication failed", "detail": _AUTH_DETAIL})
+        if account.status != "active":  # a suspended key: 403 + 10010 is our choice
+            return errors(
+                403, {"code": "10010", "title": "Authorization failed", "detail": "The account is suspended."}
+            )
+        return account
 
     def send(self, request: Request) -> Reply:
         try:
@@ -118,7 +155,7 @@ class Telnyx(SimulatedProvider):
         fields = {"from": payload.get("from"), "to": payload.get("to"), "text": payload.get("text")}
         received = self.sim.record(self.name, request, fields)
         key = request.headers.get("idempotency-key")
-        if key is None or request.bearer() not in self.keys:
+        if key is None or isinstance(self._account(request), Reply):
             return self._send(request, payload, received)
         scope = (request.bearer(), request.method, request.path, key)
         early = self._idempotent(key, scope, request, received)
@@ -169,9 +206,9 @@ class Telnyx(SimulatedProvider):
 
     def _send(self, request: Request, payload: dict[str, Any], received: Received) -> Reply:
         answer = self.sim.answer_for(received)
-        if request.bearer() not in self.keys:
-            denied = {"code": "10009", "title": "Authentication failed", "detail": _AUTH_DETAIL}
-            return self.answered(received, errors(401, denied))
+        account = self._account(request)
+        if isinstance(account, Reply):
+            return self.answered(received, account)
         if answer.kind == "reset":
             return self.answered(received, Reply.drop())
         if not payload.get("to"):
@@ -179,21 +216,21 @@ class Telnyx(SimulatedProvider):
             return self.answered(received, errors(422, missing))
         if not E164.match(str(payload["to"])):
             answer = Answer("invalid_number")
+        counted = count(str(payload.get("text") or ""))
+        cost = PRICE_PER_PART * counted.parts
+        if answer.kind == "ok" and account.available_credit() < cost:
+            answer = Answer("no_credit")
         if answer.kind in FAILURES:
-            status, code, title = FAILURES[answer.kind]
-            error: dict[str, Any] = {"code": code, "title": title}
+            status, code, title, detail = FAILURES[answer.kind]
+            error: dict[str, Any] = {
+                "code": code,
+                "title": title,
+                "detail": detail.format(from_=payload.get("from"), to=payload["to"]),
+            }
             if code == "40310":
-                error |= {"detail": "The 'to' address should be a single valid number.", "source": {"pointer": "/to"}}
-            if code == "10011":
-                error["detail"] = "You have exceeded the maximum number of allowed requests."
-            if code == "40300":  # the real detail names both numbers
-                error["detail"] = (
-                    f"Messages cannot be sent from '{payload.get('from')}' to '{payload['to']}' "
-                    "due to an existing block rule."
-                )
+                error["source"] = {"pointer": "/to"}
             return self.answered(received, errors(status, error, headers=_limits(answer) if status == 429 else None))
         message_id = str(uuid.uuid4())
-        counted = count(str(payload.get("text") or ""))
         now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         message = {
             "record_type": "message",
@@ -205,7 +242,7 @@ class Telnyx(SimulatedProvider):
             "text": payload.get("text"),
             "encoding": counted.encoding,
             "parts": counted.parts,
-            "cost": {"amount": f"{0.0051 * counted.parts:.4f}", "currency": "USD"},
+            "cost": {"amount": str(cost), "currency": account.currency},
             "received_at": now,
             "sent_at": None,
             "completed_at": None,
@@ -214,3 +251,19 @@ class Telnyx(SimulatedProvider):
             "errors": [],
         }
         return self.taken(received, answer, Reply.json(200, {"data": message}), message_id)
+
+    def balance(self, request: Request) -> Reply:
+        """`GET /v2/balance`, the free credential check (providers.md 9)."""
+        received = self.looking(request)
+        account = self._account(request)
+        if isinstance(account, Reply):
+            return self.answered(received, account)
+        balance = {
+            "record_type": "balance",
+            "balance": account.balance,
+            "credit_limit": account.credit_limit,
+            "available_credit": str(account.available_credit()),
+            "pending": "0.00",
+            "currency": account.currency,
+        }
+        return self.answered(received, Reply.json(200, {"data": balance}))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, segments
@@ -21,7 +23,7 @@ from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedPr
 if TYPE_CHECKING:
     from .server import ProviderSimulator
 
-_MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
+_ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/.]+)(?P<rest>\.json|/.*)$")
 
 # Error texts by code (providers.md 3.5; the wording of those it does not quote is Twilio's as we
 # know it), formatted with the request's `to`, `from` and account `sid`.
@@ -43,6 +45,9 @@ MESSAGES = {
     21611: "This 'From' number has exceeded the maximum number of queued messages.",
     21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: {from_} via SMS.",
     21614: "'To' number {to} is not a valid mobile number",
+    21608: "The number {to} is unverified. Trial accounts cannot send messages to unverified numbers; "
+    "verify {to} at twilio.com/user/account/phone-numbers/verified, or purchase a Twilio number to send "
+    "messages to unverified numbers.",
     21617: "The concatenated message body exceeds the 1600 character limit.",
     21660: "Mismatch between the 'From' number {from_} and the account {sid}.",
 }
@@ -55,6 +60,9 @@ FAILURES = {
     "server_error": (500, 20500),
     "unavailable": (503, 20503),
 }
+# The price of one segment, charged (as a negative `price`) once the message is sent. The simulator
+# never debits the balance; a send it cannot pay for is refused (no_credit).
+PRICE_PER_SEGMENT = Decimal("0.0075")
 TWILIO_MAGIC = {
     "+15005550001": 21211,
     "+15005550002": 21612,
@@ -79,20 +87,46 @@ def error(status: int, code: int, form: dict[str, str], sid: str, headers: dict[
     return Reply.json(status, {"code": code, "message": message, "more_info": more_info, "status": status}, headers)
 
 
+@dataclass
+class Account:
+    token: str
+    status: str = "active"  # "suspended" and "closed" answer 401 + 20003 to everything (providers.md 9)
+    type: str = "Full"  # "Trial" sends only to `verified_numbers` (21608)
+    balance: str = "20.00"
+    currency: str = "USD"
+    verified_numbers: frozenset[str] = frozenset()
+    created: float = field(default_factory=time.time)
+
+
 class Twilio(SimulatedProvider):
     name = "twilio"
 
     def __init__(self, sim: ProviderSimulator) -> None:
         super().__init__(sim)
-        self.accounts: dict[str, str] = {}  # account SID -> auth token
+        self.accounts: dict[str, Account] = {}  # by account SID
 
     def handle(self, request: Request) -> Reply | None:
-        match = _MESSAGES.match(request.path)
-        if request.method == "POST" and match:
-            return self.send(request, match["sid"])
+        match = _ROUTE.match(request.path)
+        if not match:
+            return None
+        sid, rest = match["sid"], match["rest"]
+        if request.method == "POST" and rest == "/Messages.json":
+            return self.send(request, sid)
+        if request.method == "GET" and rest == ".json":
+            return self.account(request, sid)
+        if request.method == "GET" and rest == "/Balance.json":
+            return self.balance(request, sid)
         return None
 
-    def _refusal(self, form: dict[str, str]) -> int | None:
+    def _account(self, request: Request, sid: str) -> Account | Reply:
+        """The account of the SID in the URL, if the credentials are its own and it is active."""
+        auth = request.basic_auth()
+        account = self.accounts.get(sid)
+        if not auth or auth[0] != sid or not account or account.token != auth[1] or account.status != "active":
+            return error(401, 20003, {}, sid)
+        return account
+
+    def _refusal(self, form: dict[str, str], account: Account) -> int | None:
         """The error code of a send Twilio refuses for what it asks, before any fault."""
         if not form.get("To"):
             return 21604
@@ -102,29 +136,35 @@ class Twilio(SimulatedProvider):
             return 21602
         if len(form["Body"]) > 1600:
             return 21617
-        return TWILIO_FROM_MAGIC.get(form["From"]) or TWILIO_MAGIC.get(form["To"])
+        code = TWILIO_FROM_MAGIC.get(form["From"]) or TWILIO_MAGIC.get(form["To"])
+        if not code and account.type == "Trial" and form["To"] not in account.verified_numbers:
+            return 21608
+        return code
 
     def send(self, request: Request, sid: str) -> Reply:
         form = request.form()
         fields = {"from": form.get("From"), "to": form.get("To"), "text": form.get("Body")}
         received, answer = self.sim.begin(self.name, request, fields)
-        auth = request.basic_auth()
-        if not auth or auth[0] != sid or self.accounts.get(sid) != auth[1]:
-            return self.answered(received, error(401, 20003, form, sid))
+        account = self._account(request, sid)
+        if isinstance(account, Reply):
+            return self.answered(received, account)
         if answer.kind == "reset":
             return self.answered(received, Reply.drop())
-        refusal = self._refusal(form)
+        refusal = self._refusal(form, account)
         if refusal:
             return self.answered(received, error(400, refusal, form, sid))
         if not E164.match(form["To"]):
             answer = Answer("invalid_number")
+        segments = count(form["Body"]).parts
+        if answer.kind == "ok" and Decimal(account.balance) < PRICE_PER_SEGMENT * segments:
+            answer = Answer("no_credit")
         if answer.kind in FAILURES:
             status, code = FAILURES[answer.kind]
             # no Retry-After on 20429 (providers.md 3.5, not documented): one only when scripted
             extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
             return self.answered(received, error(status, code, form, sid, extra))
         message_id = "SM" + uuid.uuid4().hex
-        now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+        now = _rfc2822(time.time())
         resource = {
             "sid": message_id,
             "account_sid": sid,
@@ -134,10 +174,10 @@ class Twilio(SimulatedProvider):
             "body": form["Body"],
             "status": "queued",
             "direction": "outbound-api",
-            "num_segments": str(count(form["Body"]).parts),
+            "num_segments": str(segments),
             "num_media": "0",
-            "price": None,
-            "price_unit": "USD",
+            "price": None,  # set once the message is sent (providers.md 12)
+            "price_unit": account.currency,
             "error_code": None,
             "error_message": None,
             "api_version": "2010-04-01",
@@ -147,3 +187,38 @@ class Twilio(SimulatedProvider):
             "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_id}.json",
         }
         return self.taken(received, answer, Reply.json(201, resource), message_id)
+
+    def account(self, request: Request, sid: str) -> Reply:
+        """`GET /2010-04-01/Accounts/{sid}.json`, the free credential check (providers.md 9)."""
+        received = self.looking(request)
+        account = self._account(request, sid)
+        if isinstance(account, Reply):
+            return self.answered(received, account)
+        created = _rfc2822(account.created)
+        base = f"/2010-04-01/Accounts/{sid}"
+        resource = {
+            "sid": sid,
+            "owner_account_sid": sid,
+            "friendly_name": f"{sid} (simulated)",
+            "status": account.status,
+            "type": account.type,
+            "auth_token": account.token,
+            "date_created": created,
+            "date_updated": created,
+            "uri": f"{base}.json",
+            "subresource_uris": {"messages": f"{base}/Messages.json", "balance": f"{base}/Balance.json"},
+        }
+        return self.answered(received, Reply.json(200, resource))
+
+    def balance(self, request: Request, sid: str) -> Reply:
+        """`GET /2010-04-01/Accounts/{sid}/Balance.json`."""
+        received = self.looking(request)
+        account = self._account(request, sid)
+        if isinstance(account, Reply):
+            return self.answered(received, account)
+        balance = {"account_sid": sid, "balance": account.balance, "currency": account.currency}
+        return self.answered(received, Reply.json(200, balance))
+
+
+def _rfc2822(at: float) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(at))
