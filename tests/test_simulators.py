@@ -516,3 +516,126 @@ def test_costs_on_the_send_answers(simulator: ProviderSimulator) -> None:
     assert telnyx["cost"] == {"amount": "0.0102", "currency": "EUR"}
     twilio = json.loads(send_once(simulator, "twilio", text=two_parts).data)
     assert (twilio["num_segments"], twilio["price"], twilio["price_unit"]) == ("2", None, "USD")
+
+
+def eventually(check: Any, seconds: float = 3.0) -> Any:
+    """Poll `check` until it answers something truthy (the simulator moves messages on in the background)."""
+    deadline = time.monotonic() + seconds
+    while not (got := check()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return got
+
+
+TWILIO_AUTH = urllib3.make_headers(basic_auth="AC1:tok")
+
+
+def twilio_message(sim: ProviderSimulator, sid: str) -> dict[str, Any]:
+    return dict(json.loads(get(sim, f"/2010-04-01/Accounts/AC1/Messages/{sid}.json", TWILIO_AUTH).data))
+
+
+def test_twilio_lists_messages_newest_first_with_paging(simulator: ProviderSimulator) -> None:
+    for to, text in [("+46710000001", "one"), ("+46710000002", "other"), ("+46710000001", "two")]:
+        assert send_once(simulator, "twilio", to=to, text=text).status == 201
+    query = "/2010-04-01/Accounts/AC1/Messages.json?To=%2B46710000001&From=%2B46700000200&PageSize=1"
+    first = json.loads(get(simulator, query, TWILIO_AUTH).data)
+    assert [m["body"] for m in first["messages"]] == ["two"]
+    assert (first["page"], first["page_size"], first["previous_page_uri"]) == (0, 1, None)
+    message = first["messages"][0]
+    assert message["to"] == "+46710000001" and message["status"] in ("queued", "sent", "delivered")
+    assert message["date_created"].endswith("+0000") and message["sid"].startswith("SM")
+    second = json.loads(get(simulator, first["next_page_uri"], TWILIO_AUTH).data)
+    assert [m["body"] for m in second["messages"]] == ["one"] and second["next_page_uri"] is None
+    everything = json.loads(get(simulator, "/2010-04-01/Accounts/AC1/Messages.json", TWILIO_AUTH).data)
+    assert [m["body"] for m in everything["messages"]] == ["two", "other", "one"]
+    # another account sees none of them, and a SID not the caller's is refused
+    simulator.add_twilio_account("AC2", "tok2")
+    other = get(simulator, "/2010-04-01/Accounts/AC2/Messages.json", basic("AC2:tok2"))
+    assert json.loads(other.data)["messages"] == []
+    assert get(simulator, "/2010-04-01/Accounts/AC1/Messages.json", basic("AC2:tok2")).status == 401
+    missing = get(simulator, "/2010-04-01/Accounts/AC1/Messages/SMnope.json", TWILIO_AUTH)
+    assert (missing.status, json.loads(missing.data)["code"]) == (404, 20404)
+
+
+OUTCOME_TO = ("+46710000001", "+46700000006", "+46700000007", "+46700000008", "+46700000009")
+
+
+def test_twilio_prices_a_message_once_it_is_sent(simulator: ProviderSimulator) -> None:
+    simulator.receipt_delay = 0.3
+    sids = {to: json.loads(send_once(simulator, "twilio", to=to, text="a" * 200).data)["sid"] for to in OUTCOME_TO}
+    fresh = twilio_message(simulator, sids["+46710000001"])
+    assert (fresh["status"], fresh["price"]) == ("queued", None)
+    # the last one sent ends last: wait for it, then look at them all
+    assert eventually(lambda: twilio_message(simulator, sids["+46700000009"])["status"] == "failed")
+    ended = {to: twilio_message(simulator, sid) for to, sid in sids.items()}
+    assert [ended[to]["status"] for to in OUTCOME_TO] == ["delivered", "undelivered", "sent", "delivered", "failed"]
+    delivered = ended["+46710000001"]
+    assert (delivered["price"], delivered["price_unit"], delivered["error_code"]) == ("-0.01500", "USD", None)
+    assert delivered["date_sent"].endswith("+0000")
+    assert (ended["+46700000006"]["error_code"], ended["+46700000006"]["price"]) == (30003, "-0.01500")
+    assert (ended["+46700000009"]["error_code"], ended["+46700000009"]["price"]) == (30008, None)
+
+
+def test_lists_hide_messages_younger_than_the_listing_delay(simulator: ProviderSimulator) -> None:
+    simulator.listing_delay = 0.4
+    sid = json.loads(send_once(simulator, "twilio").data)["sid"]
+    sms = json.loads(send_once(simulator, "46elks").data)["id"]
+    twilio_list, elks_list = "/2010-04-01/Accounts/AC1/Messages.json", "/a1/sms"
+    assert json.loads(get(simulator, twilio_list, TWILIO_AUTH).data)["messages"] == []
+    assert json.loads(get(simulator, elks_list, basic("u:p")).data)["data"] == []
+    assert twilio_message(simulator, sid)["sid"] == sid  # by id it is there at once
+    assert get(simulator, f"/a1/sms/{sms}", basic("u:p")).status == 200
+    time.sleep(0.45)
+    assert [m["sid"] for m in json.loads(get(simulator, twilio_list, TWILIO_AUTH).data)["messages"]] == [sid]
+    assert [m["id"] for m in json.loads(get(simulator, elks_list, basic("u:p")).data)["data"]] == [sms]
+
+
+def test_46elks_history_pages_back_in_time(simulator: ProviderSimulator) -> None:
+    ids = [json.loads(send_once(simulator, "46elks", text=f"n{i}").data)["id"] for i in range(3)]
+    send_once(simulator, "46elks", to="+46710000002", text="elsewhere")
+    auth = basic("u:p")
+    page = json.loads(get(simulator, "/a1/sms?to=%2B46710000001&limit=2", auth).data)
+    assert [m["id"] for m in page["data"]] == [ids[2], ids[1]]
+    item = page["data"][0]
+    assert item.items() >= {"direction": "outgoing", "from": "Me", "message": "n2", "cost": 3500}.items()
+    assert {"created", "status", "parts"} <= item.keys()
+    older = json.loads(get(simulator, f"/a1/sms?to=%2B46710000001&limit=2&start={page['next']}", auth).data)
+    assert [m["id"] for m in older["data"]] == [ids[0]] and "next" not in older
+    newer = json.loads(get(simulator, f"/a1/sms?to=%2B46710000001&end={older['data'][0]['created']}", auth).data)
+    assert [m["id"] for m in newer["data"]] == [ids[2], ids[1]]
+    simulator.add_elks46_account("other", "pw")
+    assert json.loads(get(simulator, "/a1/sms", basic("other:pw")).data)["data"] == []
+    assert get(simulator, f"/a1/sms/{ids[0]}", basic("other:pw")).status == 404
+
+
+def test_46elks_and_telnyx_messages_move_on(simulator: ProviderSimulator) -> None:
+    simulator.receipt_delay = 0.3
+    sms = {to: json.loads(send_once(simulator, "46elks", to=to).data)["id"] for to in OUTCOME_TO}
+    telnyx = {to: json.loads(send_once(simulator, "telnyx", to=to).data)["data"]["id"] for to in OUTCOME_TO}
+
+    def elks(to: str) -> dict[str, Any]:
+        return dict(json.loads(get(simulator, f"/a1/sms/{sms[to]}", basic("u:p")).data))
+
+    def telnyx_message(to: str, key: str = "KEY_1") -> urllib3.BaseHTTPResponse:
+        return get(simulator, f"/v2/messages/{telnyx[to]}", {"Authorization": f"Bearer {key}"})
+
+    def recipient(to: str) -> str:
+        return str(json.loads(telnyx_message(to).data)["data"]["to"][0]["status"])
+
+    assert elks("+46710000001")["status"] == "created" and recipient("+46710000001") == "queued"
+    assert eventually(lambda: elks("+46710000001")["status"] == "delivered")
+    assert elks("+46710000001")["delivered"].endswith("Z")
+    assert eventually(lambda: recipient("+46710000001") == "delivered")
+    # the final states of our magic recipients
+    assert eventually(lambda: recipient("+46700000009") == "sending_failed")
+    assert [elks(to)["status"] for to in OUTCOME_TO] == ["delivered", "failed", "sent", "delivered", "failed"]
+    assert [recipient(to) for to in OUTCOME_TO] == [
+        "delivered",
+        "delivery_failed",
+        "sent",
+        "delivery_unconfirmed",
+        "sending_failed",
+    ]
+    failed = json.loads(telnyx_message("+46700000006").data)["data"]
+    assert failed["errors"][0]["code"] == "40008" and failed["completed_at"] and failed["cost"]["amount"] == "0.0051"
+    simulator.add_telnyx_key("KEY_2")
+    assert telnyx_message("+46710000001", key="KEY_2").status == 404

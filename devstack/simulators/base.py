@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import math
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,6 +126,36 @@ class Reply:
         return cls(0, dropped=True, drop_after=after)
 
 
+# How a taken message ends, by recipient (our own triggers; everyone else: "delivered"):
+# +46700000006 undelivered (Twilio undelivered 30003, Telnyx delivery_failed 40008, 46elks failed),
+# +46700000007 sent but never a final state, +46700000008 Telnyx delivery_unconfirmed (delivered
+# elsewhere), +46700000009 failed before it was sent (Twilio failed, Telnyx sending_failed, 46elks
+# failed).
+OUTCOMES = {
+    "+46700000006": "undelivered",
+    "+46700000007": "no_final",
+    "+46700000008": "unconfirmed",
+    "+46700000009": "failed",
+}
+
+
+@dataclass
+class Stored:
+    """A message a provider took: its resource as the provider's look-ups show it, kept up to date as
+    the message moves on ("sent", then final), and the callback URLs its receipts go to."""
+
+    id: str
+    account: str  # the 46elks API username, Telnyx API key or Twilio account SID that sent it
+    to: str
+    resource: dict[str, Any]
+    callbacks: tuple[str, ...] = ()  # a primary URL, then a failover (Telnyx)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def outcome(self) -> str:
+        return OUTCOMES.get(self.to, "delivered")
+
+
 class SimulatedProvider:
     """One provider's routes. `handle` answers None for a request that is not its own."""
 
@@ -131,9 +163,42 @@ class SimulatedProvider:
 
     def __init__(self, sim: ProviderSimulator) -> None:
         self.sim = sim
+        self._lock = threading.Lock()
+        self.messages: dict[str, Stored] = {}  # by message id, oldest first
 
     def handle(self, request: Request) -> Reply | None:
         raise NotImplementedError
+
+    def progress(self, stored: Stored, step: str) -> None:
+        """Move a taken message to its "sent" or "final" step (at the times the server chooses)."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget messages and anything else but the accounts."""
+        with self._lock:
+            self.messages.clear()
+
+    def keep(self, stored: Stored) -> None:
+        """Remember a taken message for look-ups; the server moves it on from here."""
+        with self._lock:
+            self.messages[stored.id] = stored
+        self.sim.follow(self, stored)
+
+    def found(self, account: str, message_id: str) -> dict[str, Any] | None:
+        """One of `account`'s messages, as it is now."""
+        with self._lock:
+            stored = self.messages.get(message_id)
+            return copy.deepcopy(stored.resource) if stored and stored.account == account else None
+
+    def listed(self, account: str, wanted: Callable[[Stored], bool]) -> list[dict[str, Any]]:
+        """`account`'s messages newest first, but those younger than the listing delay."""
+        newest = time.time() - self.sim.listing_delay
+        with self._lock:
+            return [
+                copy.deepcopy(m.resource)
+                for m in reversed(self.messages.values())
+                if m.account == account and m.created <= newest and wanted(m)
+            ]
 
     def looking(self, request: Request) -> Received:
         """Log a look-up or account check: latency applies to them, scripts and faults do not."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, segments
+from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, Stored, segments
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
@@ -57,6 +58,10 @@ class Elks46(SimulatedProvider):
         path = request.path.lower()
         if request.method == "POST" and path == "/a1/sms":
             return self.send(request)
+        if request.method == "GET" and path == "/a1/sms":
+            return self.history(request)
+        if request.method == "GET" and path.startswith("/a1/sms/"):
+            return self.one(request, request.path[len("/a1/sms/") :])
         if request.method == "GET" and path == "/a1/me":
             return self.me(request)
         return None
@@ -78,7 +83,7 @@ class Elks46(SimulatedProvider):
         caller = self._account(request)
         if isinstance(caller, Reply):
             return self.answered(received, caller)
-        _, account = caller
+        username, account = caller
         if answer.kind == "reset":
             return self.answered(received, Reply.drop())
         missing = [k for k in ("from", "to", "message") if not form.get(k)]
@@ -95,18 +100,73 @@ class Elks46(SimulatedProvider):
             extra = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
             return self.answered(received, Reply.text(status, text, extra))
         message_id = "s" + uuid.uuid4().hex
-        answer_body = {
+        now = time.time()
+        sms = {
             "id": message_id,
             "status": "created",
             "direction": "outgoing",
             "from": form["from"],
             "to": form["to"],
             "message": form["message"],
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime()),
+            "created": _created(now),
             "parts": parts,
             "cost": PRICE_PER_PART * parts,
         }
-        return self.taken(received, answer, Reply.json(200, answer_body), message_id)
+        callbacks = (form["whendelivered"],) if form.get("whendelivered") else ()
+        self.keep(Stored(message_id, username, form["to"], dict(sms), callbacks, now))
+        return self.taken(received, answer, Reply.json(200, sms), message_id)
+
+    def progress(self, stored: Stored, step: str) -> None:
+        """created -> sent -> delivered or failed (providers.md 1.4, 1.8)."""
+        outcome = stored.outcome
+        with self._lock:
+            sms = stored.resource
+            if step == "sent" and outcome != "failed":
+                sms["status"] = "sent"
+            elif step == "final" and outcome in ("delivered", "unconfirmed"):
+                sms["status"], sms["delivered"] = "delivered", _delivered(time.time())
+            elif step == "final" and outcome in ("undelivered", "failed"):
+                sms["status"] = "failed"
+
+    def history(self, request: Request) -> Reply:
+        """`GET /a1/sms?to=&start=&end=&limit=` (providers.md 8.2): newest first; `start` means
+        "before this date", `end` "after this date"; `next` is the `start` of the next, older page."""
+        received = self.looking(request)
+        caller = self._account(request)
+        if isinstance(caller, Reply):
+            return self.answered(received, caller)
+        query = {k: v[0] for k, v in request.query.items()}
+        try:
+            before = _moment(query["start"]) if "start" in query else None
+            after = _moment(query["end"]) if "end" in query else None
+            limit = min(int(query.get("limit", 100)), 100)
+        except ValueError as exc:
+            return self.answered(received, Reply.text(400, f"Invalid parameter: {exc}"))
+
+        def wanted(m: Stored) -> bool:
+            created = _moment(m.resource["created"])
+            return (
+                ("to" not in query or m.to == query["to"])
+                and (before is None or created < before)
+                and (after is None or created > after)
+            )
+
+        found = self.listed(caller[0], wanted)
+        page: dict[str, Any] = {"data": found[:limit]}
+        if len(found) > limit:
+            page["next"] = found[limit - 1]["created"]
+        return self.answered(received, Reply.json(200, page))
+
+    def one(self, request: Request, message_id: str) -> Reply:
+        """`GET /a1/sms/{id}`."""
+        received = self.looking(request)
+        caller = self._account(request)
+        if isinstance(caller, Reply):
+            return self.answered(received, caller)
+        sms = self.found(caller[0], message_id)
+        if sms is None:
+            return self.answered(received, Reply.text(404, "Not found"))  # wording our own
+        return self.answered(received, Reply.json(200, sms))
 
     def me(self, request: Request) -> Reply:
         """`GET /a1/me`, the free credential check (providers.md 9)."""
@@ -124,3 +184,19 @@ class Elks46(SimulatedProvider):
             "email": f"{username}@example.com",
         }
         return self.answered(received, Reply.json(200, me))
+
+
+def _created(at: float) -> str:
+    """46elks' `created`: UTC, microseconds, no zone (providers.md 1.4)."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _delivered(at: float) -> str:
+    """`delivered` as the history shows it: UTC with a Z (providers.md 1.8)."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _moment(text: str) -> datetime:
+    """A 46elks timestamp, with or without a zone (then UTC)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

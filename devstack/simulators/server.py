@@ -11,17 +11,21 @@ Magic recipients (all providers): +46700000001 invalid number, +46700000002 opte
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
+import logging
 import random
 import socket
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import elks46, telnyx, twilio
-from .base import KINDS, Answer, Received, Reply, Request, SimulatedProvider
+from .base import KINDS, Answer, Received, Reply, Request, SimulatedProvider, Stored
 from .elks46 import Elks46
 from .telnyx import Telnyx
 from .twilio import Twilio
@@ -47,7 +51,13 @@ class ProviderSimulator:
         self.slow_seconds = 2.0
         self.timeout_seconds = 12.0  # longer than the client waits: it gives up, nothing is sent
         self.hang_seconds = 12.0  # accept_then_hang: taken, then no answer for longer than a client waits
+        # A taken message is "sent" after `receipt_delay` seconds and final after twice that.
+        self.receipt_delay = 0.5
+        # List look-ups (Twilio, 46elks) leave out messages younger than this; the real delay is
+        # not documented (providers.md 8.1, 8.2).
+        self.listing_delay = 0.0
         self._stopping = threading.Event()
+        self._timeline = _Timeline(self._stopping)
         self._random = random.Random(7)
         self.elks46 = Elks46(self)
         self.telnyx = Telnyx(self)
@@ -74,10 +84,12 @@ class ProviderSimulator:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="provider-sim", daemon=True
         )
         self._thread.start()
+        self._timeline.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
+        self._timeline.wake()
         self._server.shutdown()
         self._server.server_close()
 
@@ -132,10 +144,14 @@ class ProviderSimulator:
             self._scripts[provider].extend(queued)
 
     def reset(self) -> None:
+        """Forget everything but the accounts: requests, scripts, messages, pending state changes."""
         with self._lock:
             self.requests.clear()
             for queue in self._scripts.values():
                 queue.clear()
+        self._timeline.clear()
+        for provider in self._providers:
+            provider.reset()
         self.latency = 0.0
         self.fault_rate = 0.0
 
@@ -184,6 +200,12 @@ class ProviderSimulator:
         self.pause(delay)
         return Answer(kind, retry_after=answer.retry_after)
 
+    def follow(self, provider: SimulatedProvider, stored: Stored) -> None:
+        """Move a taken message on: to "sent" after `receipt_delay`, to its final state after twice that."""
+        start = time.monotonic()
+        self._timeline.at(start + self.receipt_delay, lambda: provider.progress(stored, "sent"))
+        self._timeline.at(start + 2 * self.receipt_delay, lambda: provider.progress(stored, "final"))
+
     def pause(self, seconds: float) -> None:
         """Sleep, but wake when the simulator stops (a hang must not outlive it)."""
         if seconds > 0:
@@ -230,6 +252,46 @@ class ProviderSimulator:
                 return Reply.json(400, {"message": f"bad script: {exc}"})
             return Reply.json(200, {"queued": len(answers)})
         return None
+
+
+class _Timeline:
+    """Runs actions at their time, in order, on one background thread."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="provider-sim-timeline", daemon=True).start()
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        """Run `action` at `when` (time.monotonic())."""
+        with self._changed:
+            heapq.heappush(self._due, (when, next(self._order), action))
+            self._changed.notify()
+
+    def clear(self) -> None:
+        with self._changed:
+            self._due.clear()
+
+    def wake(self) -> None:
+        with self._changed:
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._stopping.is_set() and (not self._due or self._due[0][0] > time.monotonic()):
+                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                if self._stopping.is_set():
+                    return
+                action = heapq.heappop(self._due)[2]
+            try:
+                action()
+            except Exception:  # one broken action must not stop the others
+                logging.getLogger(__name__).exception("simulator timeline action failed")
 
 
 class _Handler(BaseHTTPRequestHandler):

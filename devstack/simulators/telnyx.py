@@ -5,16 +5,17 @@ JSON body (`from`, `to`, `text`), a Bearer API key, `{"data": message}` on succe
 
 from __future__ import annotations
 
+import copy
 import json
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .base import E164, Answer, Received, Reply, Request, Segments, SimulatedProvider, segments
+from .base import E164, Answer, Received, Reply, Request, Segments, SimulatedProvider, Stored, segments
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
@@ -57,6 +58,21 @@ FAILURES = {
     "rate_limited": (429, "10011", "Too many requests", "You have exceeded the maximum number of allowed requests."),
     "server_error": (500, "10007", "Unexpected error", "An unexpected error occurred."),
     "unavailable": (503, "10007", "Unexpected error", "An unexpected error occurred."),
+}
+
+# outcome (base.OUTCOMES) -> final `to[].status` and `errors` (providers.md 2.6; the code for a
+# message that failed before it was sent is our choice)
+FINAL: dict[str, tuple[str, list[dict[str, str]]]] = {
+    "delivered": ("delivered", []),
+    "unconfirmed": ("delivery_unconfirmed", []),
+    "undelivered": (
+        "delivery_failed",
+        [{"code": "40008", "title": "Undeliverable", "detail": "The message could not be delivered."}],
+    ),
+    "failed": (
+        "sending_failed",
+        [{"code": "40006", "title": "Recipient server unavailable", "detail": "The message could not be sent."}],
+    ),
 }
 
 # Telnyx's own 7-bit set (providers.md 2.9): no `€ ¤ § Ç`, form feed or Greek capitals; `~^|\{}[]`
@@ -115,7 +131,6 @@ class Telnyx(SimulatedProvider):
     def __init__(self, sim: ProviderSimulator) -> None:
         super().__init__(sim)
         self.accounts: dict[str, Account] = {}  # by API key
-        self._lock = threading.Lock()
         self._kept: dict[Scope, _Kept] = {}
         self.idempotency_seconds = 24 * 3600.0  # successes are replayed this long
 
@@ -124,6 +139,8 @@ class Telnyx(SimulatedProvider):
             return self.send(request)
         if request.method == "GET" and request.path == "/v2/balance":
             return self.balance(request)
+        if request.method == "GET" and request.path.startswith("/v2/messages/"):
+            return self.one(request, request.path.removeprefix("/v2/messages/"))
         return None
 
     def _account(self, request: Request) -> Account | Reply:
@@ -214,7 +231,9 @@ class Telnyx(SimulatedProvider):
         if not payload.get("to"):
             missing = {"code": "10004", "title": "Missing required parameter", "source": {"pointer": "/to"}}
             return self.answered(received, errors(422, missing))
-        if not E164.match(str(payload["to"])):
+        to = payload["to"]
+        to = str(to[0] if isinstance(to, list) and len(to) == 1 else to)  # one destination only
+        if not E164.match(to):
             answer = Answer("invalid_number")
         counted = count(str(payload.get("text") or ""))
         cost = PRICE_PER_PART * counted.parts
@@ -225,20 +244,20 @@ class Telnyx(SimulatedProvider):
             error: dict[str, Any] = {
                 "code": code,
                 "title": title,
-                "detail": detail.format(from_=payload.get("from"), to=payload["to"]),
+                "detail": detail.format(from_=payload.get("from"), to=to),
             }
             if code == "40310":
                 error["source"] = {"pointer": "/to"}
             return self.answered(received, errors(status, error, headers=_limits(answer) if status == 429 else None))
         message_id = str(uuid.uuid4())
-        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        now = _timestamp(time.time())
         message = {
             "record_type": "message",
             "direction": "outbound",
             "id": message_id,
             "type": "SMS",
             "from": {"phone_number": payload.get("from"), "carrier": "TELNYX LLC", "line_type": "VoIP"},
-            "to": [{"phone_number": payload["to"], "status": "queued", "carrier": "SIM", "line_type": "Wireless"}],
+            "to": [{"phone_number": to, "status": "queued", "carrier": "SIM", "line_type": "Wireless"}],
             "text": payload.get("text"),
             "encoding": counted.encoding,
             "parts": counted.parts,
@@ -248,9 +267,41 @@ class Telnyx(SimulatedProvider):
             "completed_at": None,
             "valid_until": None,
             "wait_seconds": 0,
+            "webhook_url": payload.get("webhook_url"),
+            "webhook_failover_url": payload.get("webhook_failover_url"),
             "errors": [],
         }
+        callbacks = tuple(str(payload[k]) for k in ("webhook_url", "webhook_failover_url") if payload.get(k))
+        self.keep(Stored(message_id, request.bearer(), to, copy.deepcopy(message), callbacks))
         return self.taken(received, answer, Reply.json(200, {"data": message}), message_id)
+
+    def progress(self, stored: Stored, step: str) -> None:
+        """queued -> sent (`message.sent`) -> a final status (`message.finalized`), providers.md 2.4, 2.8."""
+        outcome = stored.outcome
+        with self._lock:
+            message, recipient = stored.resource, stored.resource["to"][0]
+            if step == "sent" and outcome != "failed":
+                recipient["status"], message["sent_at"] = "sent", _timestamp(time.time())
+            elif step == "final" and outcome != "no_final":
+                recipient["status"], errors = FINAL[outcome]
+                message["completed_at"], message["errors"] = _timestamp(time.time()), errors
+
+    def one(self, request: Request, message_id: str) -> Reply:
+        """`GET /v2/messages/{id}` (providers.md 8.3)."""
+        received = self.looking(request)
+        account = self._account(request)
+        if isinstance(account, Reply):
+            return self.answered(received, account)
+        message = self.found(request.bearer(), message_id)
+        if message is None:  # code and wording our choice
+            missing = {"code": "10005", "title": "Resource not found", "detail": "No message with this id."}
+            return self.answered(received, errors(404, missing))
+        return self.answered(received, Reply.json(200, {"data": message}))
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self._kept.clear()
 
     def balance(self, request: Request) -> Reply:
         """`GET /v2/balance`, the free credential check (providers.md 9)."""
@@ -267,3 +318,7 @@ class Telnyx(SimulatedProvider):
             "currency": account.currency,
         }
         return self.answered(received, Reply.json(200, {"data": balance}))
+
+
+def _timestamp(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")

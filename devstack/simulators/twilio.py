@@ -17,18 +17,22 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
-from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, segments
+from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, Stored, segments
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
 
 _ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/.]+)(?P<rest>\.json|/.*)$")
+_ONE_MESSAGE = re.compile(r"^/Messages/(?P<sid>[^/.]+)\.json$")
 
 # Error texts by code (providers.md 3.5; the wording of those it does not quote is Twilio's as we
 # know it), formatted with the request's `to`, `from` and account `sid`.
 MESSAGES = {
+    20001: "Invalid paging parameter",
     20003: "Authenticate",
+    20404: "The requested resource {path} was not found",
     20005: "Account not active",
     20429: "Too Many Requests",
     20500: "Internal Server Error",
@@ -63,6 +67,13 @@ FAILURES = {
 # The price of one segment, charged (as a negative `price`) once the message is sent. The simulator
 # never debits the balance; a send it cannot pay for is refused (no_credit).
 PRICE_PER_SEGMENT = Decimal("0.0075")
+# outcome (base.OUTCOMES) -> final status, error code and message (providers.md 3.6)
+FINAL: dict[str, tuple[str, int | None, str | None]] = {
+    "delivered": ("delivered", None, None),
+    "unconfirmed": ("delivered", None, None),
+    "undelivered": ("undelivered", 30003, "Unreachable destination handset"),
+    "failed": ("failed", 30008, "Unknown error"),
+}
 TWILIO_MAGIC = {
     "+15005550001": 21211,
     "+15005550002": 21612,
@@ -81,8 +92,10 @@ def count(text: str) -> Segments:
     return segments(text, GSM_BASIC, GSM_EXTENSION)
 
 
-def error(status: int, code: int, form: dict[str, str], sid: str, headers: dict[str, str] | None = None) -> Reply:
-    message = MESSAGES[code].format(to=form.get("To", ""), from_=form.get("From", ""), sid=sid)
+def error(
+    status: int, code: int, form: dict[str, str], sid: str, headers: dict[str, str] | None = None, path: str = ""
+) -> Reply:
+    message = MESSAGES[code].format(to=form.get("To", ""), from_=form.get("From", ""), sid=sid, path=path)
     more_info = f"https://www.twilio.com/docs/errors/{code}"
     return Reply.json(status, {"code": code, "message": message, "more_info": more_info, "status": status}, headers)
 
@@ -116,6 +129,11 @@ class Twilio(SimulatedProvider):
             return self.account(request, sid)
         if request.method == "GET" and rest == "/Balance.json":
             return self.balance(request, sid)
+        if request.method == "GET" and rest == "/Messages.json":
+            return self.listing(request, sid)
+        one = _ONE_MESSAGE.match(rest)
+        if request.method == "GET" and one:
+            return self.one(request, sid, one["sid"])
         return None
 
     def _account(self, request: Request, sid: str) -> Account | Reply:
@@ -186,7 +204,74 @@ class Twilio(SimulatedProvider):
             "date_sent": None,
             "uri": f"/2010-04-01/Accounts/{sid}/Messages/{message_id}.json",
         }
+        callbacks = (form["StatusCallback"],) if form.get("StatusCallback") else ()
+        self.keep(Stored(message_id, sid, form["To"], dict(resource), callbacks))
         return self.taken(received, answer, Reply.json(201, resource), message_id)
+
+    def progress(self, stored: Stored, step: str) -> None:
+        """queued -> sent (now priced) -> delivered, undelivered or failed (providers.md 3.4, 3.8, 12)."""
+        outcome = stored.outcome
+        with self._lock:
+            message = stored.resource
+            now = _rfc2822(time.time())
+            if step == "sent" and outcome != "failed":
+                price = PRICE_PER_SEGMENT * int(message["num_segments"])
+                message.update(status="sent", date_sent=now, date_updated=now, price=f"-{price:.5f}")
+            elif step == "final" and outcome != "no_final":
+                status, code, text = FINAL[outcome]
+                message.update(status=status, error_code=code, error_message=text, date_updated=now)
+
+    def listing(self, request: Request, sid: str) -> Reply:
+        """`GET .../Messages.json?To=&From=&PageSize=&Page=` (providers.md 8.1): newest first (the
+        order is not documented; SignalWire's copy of the API says so)."""
+        received = self.looking(request)
+        account = self._account(request, sid)
+        if isinstance(account, Reply):
+            return self.answered(received, account)
+        query = {k: v[0] for k, v in request.query.items()}
+        try:
+            size = max(1, min(int(query.get("PageSize", 50)), 1000))
+            number = max(0, int(query.get("Page", 0)))
+        except ValueError:
+            return self.answered(received, error(400, 20001, {}, sid))
+
+        def wanted(m: Stored) -> bool:
+            return ("To" not in query or m.to == query["To"]) and (
+                "From" not in query or m.resource["from"] == query["From"]
+            )
+
+        found = self.listed(sid, wanted)
+        messages = found[number * size : (number + 1) * size]
+        filters = {k: query[k] for k in ("To", "From") if k in query}
+        path = f"/2010-04-01/Accounts/{sid}/Messages.json"
+
+        def page_uri(n: int) -> str:
+            return f"{path}?{urlencode(filters | {'PageSize': size, 'Page': n})}"
+
+        more = len(found) > (number + 1) * size
+        page = {
+            "messages": messages,
+            "page": number,
+            "page_size": size,
+            "start": number * size,
+            "end": number * size + max(len(messages) - 1, 0),
+            "uri": page_uri(number),
+            "first_page_uri": page_uri(0),
+            "next_page_uri": f"{page_uri(number + 1)}&PageToken=PA{messages[-1]['sid']}" if more else None,
+            "previous_page_uri": page_uri(number - 1) if number else None,
+        }
+        return self.answered(received, Reply.json(200, page))
+
+    def one(self, request: Request, sid: str, message_sid: str) -> Reply:
+        """`GET .../Messages/{Sid}.json`: the price is null until the message is sent."""
+        received = self.looking(request)
+        account = self._account(request, sid)
+        if isinstance(account, Reply):
+            return self.answered(received, account)
+        message = self.found(sid, message_sid)
+        if message is None:
+            return self.answered(received, error(404, 20404, {}, sid, path=request.path))
+        return self.answered(received, Reply.json(200, message))
 
     def account(self, request: Request, sid: str) -> Reply:
         """`GET /2010-04-01/Accounts/{sid}.json`, the free credential check (providers.md 9)."""
