@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import urllib3
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devstack.simulators import Answer, ProviderSimulator
 
@@ -216,7 +225,7 @@ def test_faults_after_the_message_is_taken(simulator: ProviderSimulator, provide
 
 @pytest.mark.parametrize("provider", ["46elks", "telnyx", "twilio"])
 def test_faults_before_the_message_is_taken(simulator: ProviderSimulator, provider: str) -> None:
-    simulator.timeout_seconds = 0.3
+    simulator.timeout_seconds = 0.15
     simulator.script(provider, "server_error", "unavailable", "rate_limited", "reset", "timeout")
     got = [outcome(simulator, provider, timeout=1) for _ in range(5)]
     assert got == [500, 503, 429, "ProtocolError", "ProtocolError"]
@@ -229,7 +238,7 @@ def test_faults_before_the_message_is_taken(simulator: ProviderSimulator, provid
         "timeout",
     ]
     # a slow answer is a late success
-    simulator.script(provider, Answer("slow", delay=0.2))
+    simulator.script(provider, Answer("slow", delay=0.1))
     assert outcome(simulator, provider) == SUCCESS[provider]
     assert [r.answer for r in simulator.sent(provider)] == ["slow"]
 
@@ -639,3 +648,225 @@ def test_46elks_and_telnyx_messages_move_on(simulator: ProviderSimulator) -> Non
     assert failed["errors"][0]["code"] == "40008" and failed["completed_at"] and failed["cost"]["amount"] == "0.0051"
     simulator.add_telnyx_key("KEY_2")
     assert telnyx_message("+46710000001", key="KEY_2").status == 404
+
+
+# --- receipts -------------------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Endpoint:
+    """A client's callback endpoint: keeps each POST and answers the next queued status, else 200."""
+
+    def __init__(self) -> None:
+        self.hits: list[Hit] = []
+        self.answers: list[int] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                endpoint.hits.append(Hit(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(endpoint.answers.pop(0) if endpoint.answers else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def wait_for(self, count: int, seconds: float = 3.0) -> list[Hit]:
+        assert eventually(lambda: len(self.hits) >= count, seconds), f"{len(self.hits)} of {count} receipts"
+        return self.hits
+
+
+@pytest.fixture
+def endpoint(simulator: ProviderSimulator) -> Iterator[Endpoint]:
+    simulator.receipt_delay, simulator.receipt_backoff = 0.05, 0.02
+    served = Endpoint()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+def twilio_signature_valid(token: str, url: str, body: bytes, signature: str) -> bool:
+    """Twilio's request validator (providers.md 3.8): the URL, then each POST parameter sorted by
+    name as name + value, HMAC-SHA1 with the auth token, base64."""
+    params = parse_qs(body.decode(), keep_blank_values=True)
+    signed = url + "".join(name + value for name in sorted(params) for value in sorted(params[name]))
+    expected = base64.b64encode(hmac.new(token.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+    return hmac.compare_digest(expected, signature)
+
+
+def telnyx_signature_valid(public_key: str, headers: dict[str, str], body: bytes) -> bool:
+    """As Telnyx's SDK verifies an event (providers.md 2.8): Ed25519 over `{timestamp}|{raw body}`,
+    the timestamp within 300 s."""
+    timestamp, signature = headers["telnyx-timestamp"], headers["telnyx-signature-ed25519"]
+    if abs(time.time() - int(timestamp)) > 300:
+        return False
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+    try:
+        key.verify(base64.b64decode(signature), timestamp.encode() + b"|" + body)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def form(hit: Hit) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(hit.body.decode()).items()}
+
+
+def test_twilio_status_callbacks_are_signed_with_the_auth_token(
+    simulator: ProviderSimulator, endpoint: Endpoint
+) -> None:
+    callback = endpoint.url + "/receipts/twilio/c1?sms=42"
+    sids = [
+        json.loads(send_once(simulator, "twilio", to=to, StatusCallback=callback).data)["sid"]
+        for to in ("+46710000001", "+46700000006")
+    ]
+    hits = endpoint.wait_for(4)
+    for hit in hits:
+        assert hit.path == "/receipts/twilio/c1?sms=42"
+        assert hit.headers["content-type"] == "application/x-www-form-urlencoded"
+        assert twilio_signature_valid("tok", callback, hit.body, hit.headers["x-twilio-signature"])
+        assert not twilio_signature_valid("other-token", callback, hit.body, hit.headers["x-twilio-signature"])
+    by_sid = {sid: [form(h) for h in hits if form(h)["MessageSid"] == sid] for sid in sids}
+    delivered, undelivered = by_sid[sids[0]], by_sid[sids[1]]
+    assert [r["MessageStatus"] for r in delivered] == ["sent", "delivered"]
+    assert delivered[0].keys() == {
+        "MessageSid",
+        "MessageStatus",
+        "SmsSid",
+        "SmsStatus",
+        "AccountSid",
+        "From",
+        "To",
+        "ApiVersion",
+    }
+    assert delivered[1].items() >= {"AccountSid": "AC1", "To": "+46710000001", "From": "+46700000200"}.items()
+    assert len(delivered[1]["RawDlrDoneDate"]) == 10 and "ErrorCode" not in delivered[1]
+    assert [(r["MessageStatus"], r.get("ErrorCode")) for r in undelivered] == [("sent", None), ("undelivered", "30003")]
+    assert "price" not in json.dumps(by_sid).lower()  # status callbacks carry no price
+    assert eventually(lambda: [c.status for c in simulator.callbacks("twilio")] == [200, 200, 200, 200])
+
+
+def test_telnyx_events_are_signed_with_ed25519(simulator: ProviderSimulator, endpoint: Endpoint) -> None:
+    hook = endpoint.url + "/receipts/telnyx/c1"
+    ids = {
+        to: json.loads(send_once(simulator, "telnyx", to=to, webhook_url=hook).data)["data"]["id"]
+        for to in ("+46710000001", "+46700000006", "+46700000008")
+    }
+    hits = endpoint.wait_for(6)
+    events = []
+    for hit in hits:
+        assert hit.headers["content-type"] == "application/json"
+        assert telnyx_signature_valid(simulator.telnyx_public_key, hit.headers, hit.body)
+        assert not telnyx_signature_valid(simulator.telnyx_public_key, hit.headers, hit.body + b" ")
+        events.append(json.loads(hit.body))
+    assert all(e["meta"] == {"attempt": 1, "delivered_to": hook} for e in events)
+
+    def of(to: str) -> list[dict[str, Any]]:
+        return [e["data"] for e in events if e["data"]["payload"]["id"] == ids[to]]
+
+    sent, final = of("+46710000001")
+    assert (sent["record_type"], sent["event_type"], final["event_type"]) == (
+        "event",
+        "message.sent",
+        "message.finalized",
+    )
+    assert sent["id"] != final["id"] and final["occurred_at"]
+    payload = final["payload"]
+    assert payload["to"] == [
+        {"phone_number": "+46710000001", "status": "delivered", "carrier": "SIM", "line_type": "Wireless"}
+    ]
+    assert (payload["errors"], payload["parts"], payload["cost"]) == ([], 1, {"amount": "0.0051", "currency": "USD"})
+    assert payload["completed_at"] and payload["sent_at"]
+    failed = of("+46700000006")[-1]["payload"]
+    assert failed["to"][0]["status"] == "delivery_failed" and failed["errors"][0]["code"] == "40008"
+    assert of("+46700000008")[-1]["payload"]["to"][0]["status"] == "delivery_unconfirmed"
+
+
+def test_46elks_delivery_reports(simulator: ProviderSimulator, endpoint: Endpoint) -> None:
+    report = endpoint.url + "/receipts/46elks/c1/secret-token"
+    ids = {
+        to: json.loads(send_once(simulator, "46elks", to=to, whendelivered=report).data)["id"]
+        for to in ("+46710000001", "+46700000006", "+46700000007")
+    }
+    hits = endpoint.wait_for(5)
+    time.sleep(0.15)  # +46700000007 gets no final report
+    assert len(endpoint.hits) == 5
+    assert all(h.path == "/receipts/46elks/c1/secret-token" and "x-twilio-signature" not in h.headers for h in hits)
+    reports = [form(h) for h in hits]
+    delivered = [r for r in reports if r["id"] == ids["+46710000001"]]
+    assert [r["status"] for r in delivered] == ["sent", "delivered"]
+    assert delivered[0].keys() == {"id", "status"} and delivered[1]["delivered"]
+    assert [r["status"] for r in reports if r["id"] == ids["+46700000006"]] == ["sent", "failed"]
+    assert [r["status"] for r in reports if r["id"] == ids["+46700000007"]] == ["sent"]
+
+
+def test_receipts_held_then_flushed(simulator: ProviderSimulator, endpoint: Endpoint) -> None:
+    simulator.receipts, simulator.receipt_delay = "hold", 0.3  # both "sent" before either is final
+    send_once(simulator, "twilio", StatusCallback=endpoint.url + "/t")
+    send_once(simulator, "46elks", whendelivered=endpoint.url + "/e")
+    assert eventually(lambda: len(simulator.held_receipts()) == 4)
+    held = simulator.held_receipts()
+    assert endpoint.hits == [] and simulator.callbacks() == []
+    assert [(c.provider, c.event) for c in held] == [
+        ("twilio", "sent"),
+        ("46elks", "sent"),
+        ("twilio", "delivered"),
+        ("46elks", "delivered"),
+    ]
+    assert held[0].method == "POST" and held[0].url == endpoint.url + "/t" and b"MessageSid=" in held[0].body
+    assert "X-Twilio-Signature" in held[0].headers and held[0].status is None
+    simulator.flush_receipts()
+    assert [h.body for h in endpoint.hits] == [c.body for c in held]
+    assert simulator.held_receipts() == [] and [c.status for c in simulator.callbacks()] == [200] * 4
+
+
+def test_a_refused_receipt_is_retried_as_the_provider_would(simulator: ProviderSimulator, endpoint: Endpoint) -> None:
+    # 46elks: anything but 200-204 is retried; Telnyx: 3 attempts, then the failover URL; Twilio: 2
+    endpoint.answers = [500, 205, 204]
+    send_once(simulator, "46elks", to="+46700000007", whendelivered=endpoint.url + "/e")
+    assert eventually(lambda: len(simulator.callbacks("46elks")) == 3)
+    assert [(c.attempt, c.status) for c in simulator.callbacks("46elks")] == [(1, 500), (2, 205), (3, 204)]
+    endpoint.hits.clear()
+    endpoint.answers = [503, 503, 503]
+    urls = {"webhook_url": endpoint.url + "/primary", "webhook_failover_url": endpoint.url + "/failover"}
+    send_once(simulator, "telnyx", to="+46700000007", **urls)
+    hits = endpoint.wait_for(4)
+    assert [h.path for h in hits] == ["/primary"] * 3 + ["/failover"]
+    assert [json.loads(h.body)["meta"]["attempt"] for h in hits] == [1, 2, 3, 1]
+    assert all(telnyx_signature_valid(simulator.telnyx_public_key, h.headers, h.body) for h in hits)
+    endpoint.hits.clear()
+    endpoint.answers = [500, 500]
+    send_once(simulator, "twilio", to="+46700000007", StatusCallback=endpoint.url + "/t")
+    assert eventually(lambda: len(simulator.callbacks("twilio")) == 2)
+    time.sleep(0.1)  # and no third attempt
+    assert [(c.attempt, c.status) for c in simulator.callbacks("twilio")] == [(1, 500), (2, 500)]
+
+
+def test_reset_and_clear(simulator: ProviderSimulator, endpoint: Endpoint) -> None:
+    send_once(simulator, "twilio", StatusCallback=endpoint.url + "/t")
+    assert eventually(lambda: len(simulator.callbacks()) == 2)
+    simulator.clear()  # the log only
+    assert simulator.received() == [] and len(simulator.callbacks()) == 2
+    assert json.loads(HTTP.request("GET", simulator.url + "/_sim/messages").data)["messages"] == []
+    simulator.receipts = "hold"
+    send_once(simulator, "46elks", whendelivered=endpoint.url + "/e")
+    assert eventually(lambda: simulator.held_receipts())
+    simulator.reset()
+    assert simulator.received() == [] and simulator.callbacks() == [] and simulator.held_receipts() == []
+    listed = get(simulator, "/2010-04-01/Accounts/AC1/Messages.json", TWILIO_AUTH)
+    assert json.loads(listed.data)["messages"] == []  # messages forgotten, the account kept

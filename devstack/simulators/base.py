@@ -105,7 +105,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     dropped: bool = False  # close without answering; the client sees a reset / no response
     drop_after: float = 0.0  # ... after keeping the connection open this long
-    done: Callable[[], None] | None = None  # runs once the exchange is over (answered or dropped)
+    # runs once the exchange is decided: just before the answer is written, or once the dropped
+    # connection is closed
+    done: Callable[[], None] | None = None
     # the provider's success answer when the message was taken, though a fault may hide it
     success: Reply | None = field(default=None, repr=False, compare=False)
 
@@ -156,6 +158,34 @@ class Stored:
         return OUTCOMES.get(self.to, "delivered")
 
 
+@dataclass
+class Callback:
+    """One receipt request to a client's callback URL: what the simulator posted (or holds), and the
+    HTTP status the endpoint answered."""
+
+    provider: str
+    message_id: str
+    event: str  # the status the receipt carries: "sent", "delivered", "delivery_failed", ...
+    url: str
+    method: str
+    headers: dict[str, str]
+    body: bytes
+    attempt: int = 1
+    status: int | None = None  # the endpoint's answer; 0 when none came; None while held
+    at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Notice:
+    """A receipt a provider owes its client: rendered afresh for each URL and attempt (a Telnyx
+    event carries both, and is signed with a fresh timestamp)."""
+
+    provider: str
+    urls: tuple[str, ...]  # the primary URL, then a failover
+    render: Callable[[str, int], Callback]  # url, attempt
+    accepted: range = range(200, 300)  # the endpoint's answers that end the retries
+
+
 class SimulatedProvider:
     """One provider's routes. `handle` answers None for a request that is not its own."""
 
@@ -169,8 +199,9 @@ class SimulatedProvider:
     def handle(self, request: Request) -> Reply | None:
         raise NotImplementedError
 
-    def progress(self, stored: Stored, step: str) -> None:
-        """Move a taken message to its "sent" or "final" step (at the times the server chooses)."""
+    def progress(self, stored: Stored, step: str) -> Notice | None:
+        """Move a taken message to its "sent" or "final" step (at the times the server chooses);
+        the receipt it owes for the change, if any."""
         raise NotImplementedError
 
     def reset(self) -> None:

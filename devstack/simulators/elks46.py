@@ -1,16 +1,37 @@
 """46elks as the simulator plays it (providers.md section 1): `POST /a1/sms` (any case), a form
-with `from`, `to`, `message`, HTTP Basic auth, a JSON answer on success and plain-text errors.
+with `from`, `to`, `message` and optional `whendelivered`, HTTP Basic auth, a JSON answer with
+`parts` and `cost` on success, plain-text errors. Also the history (`GET /a1/sms`, `GET
+/a1/sms/{id}`, section 8.2), the account check (`GET /a1/me`, section 9) and the delivery reports
+POSTed to `whendelivered` (unsigned: the URL carries the secret; section 1.8).
+
+Accounts: `add_elks46_account(username, password, balance=, currency=, status=)`; a suspended
+account is refused with 403, a send the balance cannot pay for with 402 (our choices).
+Magic recipients: see `server` (answers) and `base.OUTCOMES` (how a message ends).
 """
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlencode, urlsplit
 
-from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, Stored, segments
+from .base import (
+    E164,
+    GSM_BASIC,
+    Answer,
+    Callback,
+    Notice,
+    Reply,
+    Request,
+    Segments,
+    SimulatedProvider,
+    Stored,
+    segments,
+)
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
@@ -116,17 +137,35 @@ class Elks46(SimulatedProvider):
         self.keep(Stored(message_id, username, form["to"], dict(sms), callbacks, now))
         return self.taken(received, answer, Reply.json(200, sms), message_id)
 
-    def progress(self, stored: Stored, step: str) -> None:
-        """created -> sent -> delivered or failed (providers.md 1.4, 1.8)."""
-        outcome = stored.outcome
+    def progress(self, stored: Stored, step: str) -> Notice | None:
+        """created -> sent -> delivered or failed (providers.md 1.4, 1.8); the `whendelivered` call
+        for each change: a form with `id`, `status` and, once delivered, `delivered`."""
+        outcome, now = stored.outcome, time.time()
         with self._lock:
             sms = stored.resource
             if step == "sent" and outcome != "failed":
                 sms["status"] = "sent"
+                receipt = {"id": stored.id, "status": "sent"}
             elif step == "final" and outcome in ("delivered", "unconfirmed"):
-                sms["status"], sms["delivered"] = "delivered", _delivered(time.time())
+                sms["status"], sms["delivered"] = "delivered", _delivered(now)
+                receipt = {"id": stored.id, "status": "delivered", "delivered": _created(now)}
             elif step == "final" and outcome in ("undelivered", "failed"):
-                sms["status"] = "failed"
+                sms["status"] = "failed"  # no reason is given (providers.md 1.8)
+                receipt = {"id": stored.id, "status": "failed"}
+            else:
+                return None
+        body = urlencode(receipt).encode()
+
+        def render(url: str, attempt: int) -> Callback:
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            userinfo = urlsplit(url)
+            if userinfo.username:  # Basic auth embedded in the URL, one of 46elks' documented options
+                credentials = f"{unquote(userinfo.username)}:{unquote(userinfo.password or '')}"
+                headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+            return Callback(self.name, stored.id, receipt["status"], url, "POST", headers, body, attempt)
+
+        # unsigned: the URL carries the secret; any answer from 200 to 204 is taken (providers.md 1.8)
+        return Notice(self.name, stored.callbacks, render, accepted=range(200, 205))
 
     def history(self, request: Request) -> Reply:
         """`GET /a1/sms?to=&start=&end=&limit=` (providers.md 8.2): newest first; `start` means

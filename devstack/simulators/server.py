@@ -24,8 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import urllib3
+
 from . import elks46, telnyx, twilio
-from .base import KINDS, Answer, Received, Reply, Request, SimulatedProvider, Stored
+from .base import KINDS, Answer, Callback, Notice, Received, Reply, Request, SimulatedProvider, Stored
 from .elks46 import Elks46
 from .telnyx import Telnyx
 from .twilio import Twilio
@@ -51,8 +53,20 @@ class ProviderSimulator:
         self.slow_seconds = 2.0
         self.timeout_seconds = 12.0  # longer than the client waits: it gives up, nothing is sent
         self.hang_seconds = 12.0  # accept_then_hang: taken, then no answer for longer than a client waits
-        # A taken message is "sent" after `receipt_delay` seconds and final after twice that.
+        # A taken message is "sent" after `receipt_delay` seconds and final after twice that; each
+        # change that the send asked a receipt for is POSTed to its callback URL ("post"), or kept
+        # for `flush_receipts()` ("hold"). An answer outside the provider's accepted range is
+        # retried: `receipt_attempts` per URL (46elks documents at least 5, Telnyx 3 then the
+        # failover URL; Twilio's retries are not documented: 2 is our choice), `receipt_backoff`
+        # seconds apart, doubling.
         self.receipt_delay = 0.5
+        self.receipts = "post"
+        self.receipt_attempts = {"46elks": 5, "telnyx": 3, "twilio": 2}
+        self.receipt_backoff = 0.1
+        self.callback_timeout = 5.0
+        self._held: list[tuple[Notice, Callback]] = []
+        self._posted: list[Callback] = []
+        self._http = urllib3.PoolManager(retries=False)
         # List look-ups (Twilio, 46elks) leave out messages younger than this; the real delay is
         # not documented (providers.md 8.1, 8.2).
         self.listing_delay = 0.0
@@ -144,16 +158,24 @@ class ProviderSimulator:
             self._scripts[provider].extend(queued)
 
     def reset(self) -> None:
-        """Forget everything but the accounts: requests, scripts, messages, pending state changes."""
+        """Forget everything but the accounts: requests, scripts, messages, pending state changes,
+        held and posted receipts."""
         with self._lock:
             self.requests.clear()
             for queue in self._scripts.values():
                 queue.clear()
+            self._held.clear()
+            self._posted.clear()
         self._timeline.clear()
         for provider in self._providers:
             provider.reset()
         self.latency = 0.0
         self.fault_rate = 0.0
+
+    def clear(self) -> None:
+        """Forget the request log (`received()`, `sent()`, `/_sim/messages`); keep the rest."""
+        with self._lock:
+            self.requests.clear()
 
     # --- inspection -------------------------------------------------------------------
 
@@ -170,6 +192,69 @@ class ProviderSimulator:
     def received(self, provider: str | None = None) -> list[Received]:
         with self._lock:
             return [r for r in self.requests if provider is None or r.provider == provider]
+
+    @property
+    def telnyx_public_key(self) -> str:
+        """The key Telnyx receipts are signed with: base64 of the 32 raw bytes of an Ed25519 public
+        key, as the Telnyx portal shows it (one key pair per simulator)."""
+        return self.telnyx.public_key
+
+    def callbacks(self, provider: str | None = None) -> list[Callback]:
+        """The receipts posted (each attempt), oldest first, with the status the endpoint answered."""
+        with self._lock:
+            return [c for c in self._posted if provider is None or c.provider == provider]
+
+    def held_receipts(self) -> list[Callback]:
+        """The receipts held while `receipts == "hold"`, in order, not yet posted."""
+        with self._lock:
+            return [callback for _, callback in self._held]
+
+    def flush_receipts(self) -> list[Callback]:
+        """Post the held receipts now, in order (retries, if any, follow in the background)."""
+        with self._lock:
+            held, self._held = self._held, []
+        for notice, callback in held:
+            self._deliver(notice, 0, callback)
+        return [callback for _, callback in held]
+
+    # --- receipts -----------------------------------------------------------------------
+
+    def _notify(self, notice: Notice | None) -> None:
+        if notice is None or not notice.urls:
+            return
+        callback = notice.render(notice.urls[0], 1)
+        if self.receipts == "hold":
+            with self._lock:
+                self._held.append((notice, callback))
+        else:
+            self._deliver(notice, 0, callback)
+
+    def _deliver(self, notice: Notice, url: int, callback: Callback) -> None:
+        """POST one receipt; on a refusal or no answer, schedule the next attempt or the next URL."""
+        try:
+            answer = self._http.request(
+                callback.method,
+                callback.url,
+                body=callback.body,
+                headers=callback.headers,
+                timeout=self.callback_timeout,
+                redirect=False,
+            )
+            callback.status = answer.status
+        except urllib3.exceptions.HTTPError:
+            callback.status = 0
+        callback.at = time.time()
+        with self._lock:
+            self._posted.append(callback)
+        if callback.status in notice.accepted:
+            return
+        attempt = callback.attempt + 1
+        if attempt > self.receipt_attempts.get(notice.provider, 1):
+            url, attempt = url + 1, 1
+            if url >= len(notice.urls):
+                return
+        when = time.monotonic() + self.receipt_backoff * 2 ** (callback.attempt - 1)
+        self._timeline.at(when, lambda: self._deliver(notice, url, notice.render(notice.urls[url], attempt)))
 
     # --- what the providers call ------------------------------------------------------
 
@@ -203,8 +288,8 @@ class ProviderSimulator:
     def follow(self, provider: SimulatedProvider, stored: Stored) -> None:
         """Move a taken message on: to "sent" after `receipt_delay`, to its final state after twice that."""
         start = time.monotonic()
-        self._timeline.at(start + self.receipt_delay, lambda: provider.progress(stored, "sent"))
-        self._timeline.at(start + 2 * self.receipt_delay, lambda: provider.progress(stored, "final"))
+        self._timeline.at(start + self.receipt_delay, lambda: self._notify(provider.progress(stored, "sent")))
+        self._timeline.at(start + 2 * self.receipt_delay, lambda: self._notify(provider.progress(stored, "final")))
 
     def pause(self, seconds: float) -> None:
         """Sleep, but wake when the simulator stops (a hang must not outlive it)."""
@@ -320,20 +405,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(reply or self.sim._route(request))
 
     def _write(self, reply: Reply) -> None:
-        try:
-            if reply.dropped:
+        if reply.dropped:
+            try:
                 self.sim.pause(reply.drop_after)
                 self.close_connection = True
                 with contextlib.suppress(OSError):  # the client may have left first
                     self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(reply.body)
-        finally:
-            if reply.done:
-                reply.done()
+            finally:
+                if reply.done:
+                    reply.done()
+            return
+        if reply.done:  # before the client can read the answer, and so retry
+            reply.done()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)

@@ -1,10 +1,19 @@
 """Telnyx API v2 as the simulator plays it (providers.md section 2): `POST /v2/messages` with a
-JSON body (`from`, `to`, `text`), a Bearer API key, `{"data": message}` on success and
-`{"errors": [{code, title, detail, source}]}` on failure.
+JSON body (`from`, `to`, `text`, optional `webhook_url` and `webhook_failover_url`), a Bearer API
+key, an optional `Idempotency-Key` (section 2.11), `{"data": message}` with `parts`, `encoding`
+and `cost` on success, `{"errors": [{code, title, detail, source}]}` on failure, and 429s with
+`x-ratelimit-*` headers but no Retry-After. Also `GET /v2/messages/{id}` (section 8.3), the
+balance check (`GET /v2/balance`, section 9) and the `message.sent` / `message.finalized` events
+POSTed to the webhook URLs, signed with Ed25519 (section 2.8; the public key:
+`ProviderSimulator.telnyx_public_key`).
+
+Accounts: `add_telnyx_key(key, balance=, currency=, status=, credit_limit=)`; a suspended account
+and a send its credit cannot pay for are refused with 403 + 10010 (our choice).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -15,7 +24,22 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .base import E164, Answer, Received, Reply, Request, Segments, SimulatedProvider, Stored, segments
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from .base import (
+    E164,
+    Answer,
+    Callback,
+    Notice,
+    Received,
+    Reply,
+    Request,
+    Segments,
+    SimulatedProvider,
+    Stored,
+    segments,
+)
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
@@ -132,6 +156,9 @@ class Telnyx(SimulatedProvider):
         super().__init__(sim)
         self.accounts: dict[str, Account] = {}  # by API key
         self._kept: dict[Scope, _Kept] = {}
+        self._signing_key = Ed25519PrivateKey.generate()
+        raw = self._signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.public_key = base64.b64encode(raw).decode()  # as the portal shows it
         self.idempotency_seconds = 24 * 3600.0  # successes are replayed this long
 
     def handle(self, request: Request) -> Reply | None:
@@ -275,16 +302,42 @@ class Telnyx(SimulatedProvider):
         self.keep(Stored(message_id, request.bearer(), to, copy.deepcopy(message), callbacks))
         return self.taken(received, answer, Reply.json(200, {"data": message}), message_id)
 
-    def progress(self, stored: Stored, step: str) -> None:
-        """queued -> sent (`message.sent`) -> a final status (`message.finalized`), providers.md 2.4, 2.8."""
-        outcome = stored.outcome
+    def progress(self, stored: Stored, step: str) -> Notice | None:
+        """queued -> sent (`message.sent`) -> a final status (`message.finalized`), providers.md 2.4,
+        2.8; the event for each change, signed with Ed25519 over `{timestamp}|{raw body}`."""
+        outcome, now = stored.outcome, time.time()
         with self._lock:
             message, recipient = stored.resource, stored.resource["to"][0]
             if step == "sent" and outcome != "failed":
-                recipient["status"], message["sent_at"] = "sent", _timestamp(time.time())
+                recipient["status"], message["sent_at"] = "sent", _timestamp(now)
+                event_type = "message.sent"
             elif step == "final" and outcome != "no_final":
                 recipient["status"], errors = FINAL[outcome]
-                message["completed_at"], message["errors"] = _timestamp(time.time()), errors
+                message["completed_at"], message["errors"] = _timestamp(now), errors
+                event_type = "message.finalized"
+            else:
+                return None
+            payload, status = copy.deepcopy(message), recipient["status"]
+        event = {
+            "record_type": "event",
+            "id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "occurred_at": _timestamp(now),
+            "payload": payload,
+        }
+
+        def render(url: str, attempt: int) -> Callback:
+            body = json.dumps({"data": event, "meta": {"attempt": attempt, "delivered_to": url}}).encode()
+            timestamp = str(int(time.time()))
+            signed = self._signing_key.sign(timestamp.encode() + b"|" + body)
+            headers = {
+                "Content-Type": "application/json",
+                "telnyx-signature-ed25519": base64.b64encode(signed).decode(),
+                "telnyx-timestamp": timestamp,
+            }
+            return Callback(self.name, stored.id, status, url, "POST", headers, body, attempt)
+
+        return Notice(self.name, stored.callbacks, render)
 
     def one(self, request: Request, message_id: str) -> Reply:
         """`GET /v2/messages/{id}` (providers.md 8.3)."""

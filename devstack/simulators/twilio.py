@@ -1,7 +1,14 @@
 """Twilio Programmable Messaging (2010-04-01 API) as the simulator plays it (providers.md
 section 3): `POST /2010-04-01/Accounts/{sid}/Messages.json` with a form (`To`, `From`, `Body`),
 HTTP Basic auth with the account SID (which must match the URL) and auth token, 201 with the
-message resource on success and `{code, message, more_info, status}` on failure.
+message resource on success (`price` null, `num_segments`) and `{code, message, more_info,
+status}` on failure. Also the look-ups (`GET .../Messages.json`, `GET .../Messages/{Sid}.json`,
+section 8.1), the account checks (`GET /2010-04-01/Accounts/{sid}.json` and `.../Balance.json`,
+section 9) and the status callbacks POSTed to `StatusCallback`, signed with `X-Twilio-Signature`
+(section 3.8).
+
+Accounts: `add_twilio_account(sid, token, status=, type=, balance=, currency=, verified_numbers=)`;
+suspended and closed accounts get 401 + 20003, Trial accounts send only to verified numbers (21608).
 
 Twilio's own test numbers (providers.md 3.10) work too: To +15005550001 (21211), +15005550002
 (21612), +15005550003 (21408), +15005550004 (21610), +15005550009 (21614); From +15005550001
@@ -11,6 +18,9 @@ number belongs to another account). Error texts embed the numbers, as Twilio's d
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import time
 import uuid
@@ -19,7 +29,19 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from .base import E164, GSM_BASIC, Answer, Reply, Request, Segments, SimulatedProvider, Stored, segments
+from .base import (
+    E164,
+    GSM_BASIC,
+    Answer,
+    Callback,
+    Notice,
+    Reply,
+    Request,
+    Segments,
+    SimulatedProvider,
+    Stored,
+    segments,
+)
 
 if TYPE_CHECKING:
     from .server import ProviderSimulator
@@ -208,18 +230,46 @@ class Twilio(SimulatedProvider):
         self.keep(Stored(message_id, sid, form["To"], dict(resource), callbacks))
         return self.taken(received, answer, Reply.json(201, resource), message_id)
 
-    def progress(self, stored: Stored, step: str) -> None:
-        """queued -> sent (now priced) -> delivered, undelivered or failed (providers.md 3.4, 3.8, 12)."""
-        outcome = stored.outcome
+    def progress(self, stored: Stored, step: str) -> Notice | None:
+        """queued -> sent (now priced) -> delivered, undelivered or failed (providers.md 3.4, 3.8, 12);
+        the status callback for each change, signed with the account's auth token."""
+        outcome, now = stored.outcome, time.time()
         with self._lock:
             message = stored.resource
-            now = _rfc2822(time.time())
             if step == "sent" and outcome != "failed":
                 price = PRICE_PER_SEGMENT * int(message["num_segments"])
-                message.update(status="sent", date_sent=now, date_updated=now, price=f"-{price:.5f}")
+                when = _rfc2822(now)
+                message.update(status="sent", date_sent=when, date_updated=when, price=f"-{price:.5f}")
             elif step == "final" and outcome != "no_final":
                 status, code, text = FINAL[outcome]
-                message.update(status=status, error_code=code, error_message=text, date_updated=now)
+                message.update(status=status, error_code=code, error_message=text, date_updated=_rfc2822(now))
+            else:
+                return None
+            params = {
+                "MessageSid": stored.id,
+                "MessageStatus": message["status"],
+                "SmsSid": stored.id,
+                "SmsStatus": message["status"],
+                "AccountSid": stored.account,
+                "From": message["from"],
+                "To": message["to"],
+                "ApiVersion": "2010-04-01",
+            }
+            if message["error_code"]:
+                params["ErrorCode"] = str(message["error_code"])
+            if message["status"] in ("delivered", "undelivered"):  # the carrier's time, YYMMDDhhmm
+                params["RawDlrDoneDate"] = time.strftime("%y%m%d%H%M", time.gmtime(now))
+        body = urlencode(params).encode()
+
+        def render(url: str, attempt: int) -> Callback:
+            account = self.accounts.get(stored.account)
+            headers = {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature(account.token if account else "", url, params),
+            }
+            return Callback(self.name, stored.id, params["MessageStatus"], url, "POST", headers, body, attempt)
+
+        return Notice(self.name, stored.callbacks, render)
 
     def listing(self, request: Request, sid: str) -> Reply:
         """`GET .../Messages.json?To=&From=&PageSize=&Page=` (providers.md 8.1): newest first (the
@@ -307,3 +357,10 @@ class Twilio(SimulatedProvider):
 
 def _rfc2822(at: float) -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(at))
+
+
+def signature(token: str, url: str, params: dict[str, str]) -> str:
+    """`X-Twilio-Signature` (providers.md 3.8): base64 of HMAC-SHA1, keyed with the auth token, over
+    the full URL followed by each POST parameter, sorted by name, as name + value."""
+    signed = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), signed.encode(), hashlib.sha1).digest()).decode()
