@@ -870,3 +870,36 @@ def test_reset_and_clear(simulator: ProviderSimulator, endpoint: Endpoint) -> No
     assert simulator.received() == [] and simulator.callbacks() == [] and simulator.held_receipts() == []
     listed = get(simulator, "/2010-04-01/Accounts/AC1/Messages.json", TWILIO_AUTH)
     assert json.loads(listed.data)["messages"] == []  # messages forgotten, the account kept
+
+
+def test_requests_refused_for_their_shape(simulator: ProviderSimulator) -> None:
+    no_text = post(simulator, "/v2/messages", body={"to": "+46710000001"}, headers={"Authorization": "Bearer KEY_1"})
+    assert no_text.status == 422 and json.loads(no_text.data)["errors"][0]["source"] == {"pointer": "/text"}
+    eleven_parts = send_once(simulator, "telnyx", text="ж" * 700)  # UCS-2: 11 parts, Telnyx sends 10 at most
+    assert eleven_parts.status == 400 and "11 parts" in json.loads(eleven_parts.data)["errors"][0]["detail"]
+    no_from = post(
+        simulator,
+        "/2010-04-01/Accounts/AC1/Messages.json",
+        fields={"To": "+46710000001", "Body": "x"},
+        headers=TWILIO_AUTH,
+    )
+    assert json.loads(no_from.data)["code"] == 21603
+    assert simulator.sent() == []
+
+
+def test_46elks_keeps_no_text_when_asked_not_to_log_it(simulator: ProviderSimulator) -> None:
+    answer = json.loads(send_once(simulator, "46elks", text="secret", dontlog="message").data)
+    assert "message" not in answer
+    assert "message" not in json.loads(get(simulator, f"/a1/sms/{answer['id']}", basic("u:p")).data)
+
+
+def test_the_log_over_http_and_by_method(simulator: ProviderSimulator) -> None:
+    send_once(simulator, "46elks")
+    get(simulator, "/a1/me", basic("u:p"))
+    assert [r.method for r in simulator.received("46elks", method="GET")] == ["GET"]
+    assert len(simulator.received(method="POST")) == 1
+    assert HTTP.request("POST", simulator.url + "/_sim/clear").status == 200
+    assert simulator.received() == []
+    assert json.loads(HTTP.request("GET", simulator.url + "/_sim/messages").data) == {"messages": []}
+    scripted = HTTP.request("POST", simulator.url + "/_sim/script", json={"provider": "twilio", "answers": ["nope"]})
+    assert scripted.status == 400

@@ -1,8 +1,10 @@
-"""What the three simulated providers share: the request as read, the reply given, the
-scripted answer and the log entry of one request.
+"""What the three simulated providers share: the request as read, the reply given, the answer
+kinds, the log entry of one request, a taken message and how it ends, a receipt, and the
+arithmetic of SMS parts (each provider brings its own character set).
 
 Each provider module (`elks46`, `telnyx`, `twilio`) subclasses `SimulatedProvider` and turns a
-`Request` into a `Reply` in its own wire format; `server` owns the socket, the log and the faults.
+`Request` into a `Reply` in its own wire format; `server` owns the socket, the log, the faults and
+the timeline that moves taken messages on and posts their receipts.
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ class Received:
     fields: dict[str, Any]
     status: int = 0
     message_id: str | None = None
-    answer: str = "ok"  # the scripted, magic or random answer it got ("ok" or a failure kind)
+    # the answer kind it got (KINDS; a look-up "ok"), or what Telnyx's Idempotency-Key made of it:
+    # "replayed", "in_flight", "key_reused", "bad_key"
+    answer: str = "ok"
     at: float = field(default_factory=time.time)
 
 

@@ -1,5 +1,5 @@
 """46elks as the simulator plays it (providers.md section 1): `POST /a1/sms` (any case), a form
-with `from`, `to`, `message` and optional `whendelivered`, HTTP Basic auth, a JSON answer with
+with `from`, `to`, `message` and optional `whendelivered` and `dontlog`, HTTP Basic auth, a JSON answer with
 `parts` and `cost` on success, plain-text errors. Also the history (`GET /a1/sms`, `GET
 /a1/sms/{id}`, section 8.2), the account check (`GET /a1/me`, section 9) and the delivery reports
 POSTed to `whendelivered` (unsigned: the URL carries the secret; section 1.8).
@@ -133,6 +133,8 @@ class Elks46(SimulatedProvider):
             "parts": parts,
             "cost": PRICE_PER_PART * parts,
         }
+        if form.get("dontlog") == "message":  # the text is not kept, nor shown (providers.md 1.4)
+            del sms["message"]
         callbacks = (form["whendelivered"],) if form.get("whendelivered") else ()
         self.keep(Stored(message_id, username, form["to"], dict(sms), callbacks, now))
         return self.taken(received, answer, Reply.json(200, sms), message_id)

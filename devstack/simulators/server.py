@@ -2,10 +2,14 @@
 whose route it is (`elks46`, `telnyx`, `twilio`), and writes the reply or drops the connection.
 
 It also owns what is common to the three: the request log (`received()`, `sent()`), scripted
-answers (`script()`, `POST /_sim/script`), magic recipients, random faults and latency.
+answers (`script()`, `POST /_sim/script`), magic recipients, random faults, latency, and the
+background timeline that moves taken messages on and posts their receipts.
 
-Magic recipients (all providers): +46700000001 invalid number, +46700000002 opted out,
-+46700000003 out of credit, +46700000004 always 429, +46700000005 always 500.
+Magic recipients (all providers), answers: +46700000001 invalid number, +46700000002 opted out,
++46700000003 out of credit, +46700000004 always 429, +46700000005 always 500. How a taken message
+ends: +46700000006 undelivered, +46700000007 never final, +46700000008 unconfirmed (Telnyx; else
+delivered), +46700000009 failed before it was sent (base.OUTCOMES). Twilio's test numbers: see
+`twilio`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,22 @@ PROVIDERS = ("46elks", "telnyx", "twilio")
 
 
 class ProviderSimulator:
+    """46elks, Telnyx and Twilio on one local port (`url`); start/stop, or use as a context manager.
+
+    Sends get, in this order: the next scripted answer (`script()`), the recipient's magic answer
+    (MAGIC), a random fault (`fault_rate` of `fault_kinds`), else success. Answer kinds (base.KINDS):
+    "ok", "slow" (after `slow_seconds`), "reset" and "timeout" (closed unanswered, at once or after
+    `timeout_seconds`), the provider's refusals "invalid_number", "opted_out", "no_credit",
+    "rate_limited", "server_error", "unavailable" (none of these take the message), and the faults
+    after the message is taken: "accept_then_hang" (no answer for `hang_seconds`, then closed),
+    "accept_then_reset", "unreadable" (success status, a proxy's HTML page), "accept_then_500" (a
+    proxy's 502 page). `latency` delays every answer.
+
+    Taken messages are listed by `sent()`; every request (sends, look-ups, account checks) by
+    `received()`, with the answer kind it got (`Received.answer`; also "replayed", "in_flight",
+    "key_reused", "bad_key" for Telnyx's Idempotency-Key). Receipts: see `receipt_delay`.
+    """
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._lock = threading.Lock()
         self.requests: list[Received] = []
@@ -189,9 +209,15 @@ class ProviderSimulator:
                 if r.message_id and r.answer != "replayed" and (provider is None or r.provider == provider)
             ]
 
-    def received(self, provider: str | None = None) -> list[Received]:
+    def received(self, provider: str | None = None, *, method: str | None = None) -> list[Received]:
+        """Every request to the providers, oldest first (sends are POSTs; look-ups and account
+        checks GETs)."""
         with self._lock:
-            return [r for r in self.requests if provider is None or r.provider == provider]
+            return [
+                r
+                for r in self.requests
+                if (provider is None or r.provider == provider) and (method is None or r.method == method)
+            ]
 
     @property
     def telnyx_public_key(self) -> str:
@@ -336,6 +362,9 @@ class ProviderSimulator:
             except (ValueError, KeyError, TypeError) as exc:
                 return Reply.json(400, {"message": f"bad script: {exc}"})
             return Reply.json(200, {"queued": len(answers)})
+        if request.method == "POST" and request.path == "/_sim/clear":
+            self.clear()
+            return Reply.json(200, {"cleared": True})
         return None
 
 

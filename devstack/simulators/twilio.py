@@ -50,12 +50,12 @@ _ROUTE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/.]+)(?P<rest>\.json|/.*)$
 _ONE_MESSAGE = re.compile(r"^/Messages/(?P<sid>[^/.]+)\.json$")
 
 # Error texts by code (providers.md 3.5; the wording of those it does not quote is Twilio's as we
-# know it), formatted with the request's `to`, `from` and account `sid`.
+# know it), formatted with the request's `to`, `from_`, the account `sid` and the `path`.
 MESSAGES = {
     20001: "Invalid paging parameter",
     20003: "Authenticate",
-    20404: "The requested resource {path} was not found",
     20005: "Account not active",
+    20404: "The requested resource {path} was not found",
     20429: "Too Many Requests",
     20500: "Internal Server Error",
     20503: "Service Unavailable",
@@ -67,13 +67,13 @@ MESSAGES = {
     21604: "A 'To' phone number is required.",
     21606: "The 'From' phone number provided ({from_}) is not a valid message-capable Twilio phone number "
     "for this destination.",
+    21608: "The number {to} is unverified. Trial accounts cannot send messages to unverified numbers; "
+    "verify {to} at twilio.com/user/account/phone-numbers/verified, or purchase a Twilio number to send "
+    "messages to unverified numbers.",
     21610: "Attempt to send to unsubscribed recipient",
     21611: "This 'From' number has exceeded the maximum number of queued messages.",
     21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: {from_} via SMS.",
     21614: "'To' number {to} is not a valid mobile number",
-    21608: "The number {to} is unverified. Trial accounts cannot send messages to unverified numbers; "
-    "verify {to} at twilio.com/user/account/phone-numbers/verified, or purchase a Twilio number to send "
-    "messages to unverified numbers.",
     21617: "The concatenated message body exceeds the 1600 character limit.",
     21660: "Mismatch between the 'From' number {from_} and the account {sid}.",
 }
@@ -195,8 +195,8 @@ class Twilio(SimulatedProvider):
             return self.answered(received, error(400, refusal, form, sid))
         if not E164.match(form["To"]):
             answer = Answer("invalid_number")
-        segments = count(form["Body"]).parts
-        if answer.kind == "ok" and Decimal(account.balance) < PRICE_PER_SEGMENT * segments:
+        num_segments = count(form["Body"]).parts
+        if answer.kind == "ok" and Decimal(account.balance) < PRICE_PER_SEGMENT * num_segments:
             answer = Answer("no_credit")
         if answer.kind in FAILURES:
             status, code = FAILURES[answer.kind]
@@ -214,7 +214,7 @@ class Twilio(SimulatedProvider):
             "body": form["Body"],
             "status": "queued",
             "direction": "outbound-api",
-            "num_segments": str(segments),
+            "num_segments": str(num_segments),
             "num_media": "0",
             "price": None,  # set once the message is sent (providers.md 12)
             "price_unit": account.currency,
