@@ -329,6 +329,15 @@ def test_telnyx_key_in_flight_answers_409_then_replays(simulator: ProviderSimula
     assert len(simulator.sent("telnyx")) == 1
 
 
+def test_telnyx_replays_the_success_a_proxy_hid(simulator: ProviderSimulator) -> None:
+    simulator.script("telnyx", "unreadable")
+    hidden = telnyx_send(simulator, SMS, "key-4")
+    assert hidden.status == 200 and hidden.headers["Content-Type"].startswith("text/html")
+    replay = telnyx_send(simulator, SMS, "key-4")
+    [taken] = simulator.sent("telnyx")
+    assert json.loads(replay.data)["data"]["id"] == taken.message_id
+
+
 @pytest.mark.parametrize("failure", ["rate_limited", "server_error", "unavailable", "reset"])
 def test_telnyx_processes_a_failed_first_attempt_anew(simulator: ProviderSimulator, failure: str) -> None:
     simulator.script("telnyx", failure)

@@ -9,6 +9,8 @@ POSTed to the webhook URLs, signed with Ed25519 (section 2.8; the public key:
 
 Accounts: `add_telnyx_key(key, balance=, currency=, status=, credit_limit=)`; a suspended account
 and a send its credit cannot pay for are refused with 403 + 10010 (our choice).
+Magic recipients: see `server` (answers; an opted-out one gets 409 + 40300) and `base.OUTCOMES`
+(how a message ends; +46700000008 is delivery_unconfirmed here).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ suspended and closed accounts get 401 + 20003, Trial accounts send only to verif
 Twilio's own test numbers (providers.md 3.10) work too: To +15005550001 (21211), +15005550002
 (21612), +15005550003 (21408), +15005550004 (21610), +15005550009 (21614); From +15005550001
 (21212), +15005550007 (21606), +15005550008 (21611). Our own: From +46700000660 (21660, the From
-number belongs to another account). Error texts embed the numbers, as Twilio's do.
+number belongs to another account). Error texts embed the numbers, as Twilio's do. Our magic
+recipients: see `server` (answers) and `base.OUTCOMES` (how a message ends).
 """
 
 from __future__ import annotations
