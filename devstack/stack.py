@@ -91,7 +91,8 @@ class LocalStack:
             table_name="sms-connector-local",
         )
         self.simulators = ProviderSimulator(self.host, self.ports.simulators).start()
-        self.simulators.add_elks46_account(**DEMO_CREDENTIALS["46elks"])
+        elks = DEMO_CREDENTIALS["46elks"]
+        self.simulators.add_elks46_account(elks["username"], elks["password"])
         self.simulators.add_telnyx_key(DEMO_CREDENTIALS["telnyx"]["apiKey"])
         twilio = DEMO_CREDENTIALS["twilio"]
         self.simulators.add_twilio_account(twilio["accountSid"], twilio["authToken"])
