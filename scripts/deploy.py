@@ -94,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     guided = args.guided or bool(missing)
     command = [args.sam, "deploy", "--config-env", name] + (["--guided"] if guided else [])
 
+    if not args.dry_run and not _has_credentials(region):
+        print(
+            "No AWS credentials found: configure them first (`aws configure`, `aws sso login`, an AWS_PROFILE, "
+            "or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).",
+            file=sys.stderr,
+        )
+        return 1
     stack = settings.get("stack_name", "?")
     if guided:
         print(f"Deploying stack {stack} to {region}. sam deploy --guided asks for each parameter:")
@@ -105,13 +112,6 @@ def main(argv: list[str] | None = None) -> int:
             "creation, and answer Y to 'Save arguments to configuration file': the next `make deploy` "
             "then runs without questions."
         )
-    if not args.dry_run and not _has_credentials(region):
-        print(
-            "No AWS credentials found: configure them first (`aws configure`, `aws sso login`, an AWS_PROFILE, "
-            "or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).",
-            file=sys.stderr,
-        )
-        return 1
     print("$ " + " ".join(shlex.quote(part) for part in command), flush=True)
     if args.dry_run:
         return 0
