@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the sam command, do not run it")
     parser.add_argument("--config-file", type=Path, default=ROOT / "samconfig.toml", help=argparse.SUPPRESS)
     parser.add_argument("--sam", default=str(ROOT / ".venv-sam/bin/sam"), help=argparse.SUPPRESS)
+    parser.add_argument("--ask", action="store_true", help=argparse.SUPPRESS)  # ask even without a terminal
     args = parser.parse_args(argv)
 
     config = tomllib.loads(args.config_file.read_text())
@@ -112,11 +113,31 @@ def main(argv: list[str] | None = None) -> int:
             "creation, and answer Y to 'Save arguments to configuration file': the next `make deploy` "
             "then runs without questions."
         )
+    if missing and (args.ask or (sys.stdin.isatty() and not args.dry_run)):
+        # Ask for the values SAM's guided mode would take empty, refusing what the template
+        # refuses; they become the defaults of its own questions.
+        print("First, the parameters without a default (SAM then shows them as its defaults):")
+        answers = {key: ask(key, parameters[key]) for key in missing}
+        given = overrides | answers
+        command += ["--parameter-overrides", " ".join(f'{key}="{value}"' for key, value in given.items())]
     print("$ " + " ".join(shlex.quote(part) for part in command), flush=True)
     if args.dry_run:
         return 0
     os.execve(command[0], command, os.environ | {"SAM_CLI_TELEMETRY": "0"})  # noqa: S606 - our own SAM CLI
     return 0  # not reached
+
+
+def ask(key: str, spec: dict[str, Any]) -> str:
+    """A value for `key`, asked until the template would take it."""
+    while True:
+        try:
+            value = input(f"  {key}: ").strip()
+        except EOFError:
+            raise SystemExit(f"No value for {key}: nothing deployed.") from None
+        why = parameter_problem(spec, value) or ('must not contain "' if '"' in value else None)
+        if why is None:
+            return value
+        print(f"    refused: {key} {why}")
 
 
 def _has_credentials(region: str) -> bool:

@@ -98,10 +98,11 @@ def test_samconfig_has_a_region_and_its_own_stack_per_environment() -> None:
     assert len(stacks) == 2
 
 
-def deploy(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+def deploy(*args: str, config: Path | None = None, answers: str = "") -> subprocess.CompletedProcess[str]:
     extra = ["--config-file", str(config)] if config else []
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts/deploy.py"), "--dry-run", *extra, *args],
+        input=answers,
         capture_output=True,
         text=True,
         check=False,
@@ -127,6 +128,20 @@ def test_the_first_deploy_is_guided_and_later_ones_are_not(tmp_path: Path) -> No
     later = deploy("--config-env", "prod", config=tmp_path / "samconfig.toml")
     assert later.returncode == 0, later.stderr
     assert later.stdout.rstrip().endswith("deploy --config-env prod")
+
+
+def test_the_first_deploy_asks_for_the_required_values_until_the_template_takes_them() -> None:
+    # Given answers that are empty or malformed first, then right
+    answers = "\nhttps://issuer.example.com\n\napp-1,app-2\n*\nexample.com\n"
+    asked = deploy("--config-env", "prod", "--ask", answers=answers)
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.count("refused: ") == 3
+    assert "refused: EmailIdentity must be an SES identity" in asked.stdout
+    # Then SAM's guided questions get them as defaults
+    overrides = (
+        'Stage="prod" JwtIssuer="https://issuer.example.com" JwtAudience="app-1,app-2" EmailIdentity="example.com"'
+    )
+    assert asked.stdout.rstrip().endswith(f"--guided --parameter-overrides '{overrides}'")
 
 
 def test_deploy_refuses_empty_saved_values_before_calling_sam(tmp_path: Path) -> None:
