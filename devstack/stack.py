@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,10 +93,8 @@ class LocalStack:
 
     def start(self) -> dict[str, Any]:
         ports = self.ports.choose(self.host)
-        from moto.server import ThreadedMotoServer
-
-        self.moto = ThreadedMotoServer(ip_address=self.host, port=ports.moto or 0, verbose=False)
-        self.moto.start()
+        with _taken_means_busy("moto", ports.moto):
+            self.moto = _start_moto(self.host, ports.moto or 0)
         moto_host, moto_port = self.moto.get_host_and_port()
         moto_url = f"http://{moto_host}:{moto_port}"
         os.environ.update(
@@ -113,7 +113,8 @@ class LocalStack:
             {"JwtIssuer": auth.ISSUER, "JwtAudience": auth.AUDIENCE, "EmailIdentity": LOCAL_EMAIL_IDENTITY}
         )
         stack = resources.create(REGION, parameters, table_name="sms-connector-local")
-        self.simulators = ProviderSimulator(self.host, ports.simulators or 0).start()
+        with _taken_means_busy("simulators", ports.simulators):
+            self.simulators = ProviderSimulator(self.host, ports.simulators or 0).start()
         self.simulators.add_elks46_account(**DEMO_CREDENTIALS["46elks"])
         self.simulators.add_telnyx_key(DEMO_CREDENTIALS["telnyx"]["apiKey"])
         twilio = DEMO_CREDENTIALS["twilio"]
@@ -138,18 +139,19 @@ class LocalStack:
 
         handlers = {name: load(name) for name in template.functions()}
         key = auth.signing_key()
-        self.api = ApiServer(
-            handlers,
-            auth.Authorizer(key),
-            host=self.host,
-            port=ports.api,
-            extra={
-                "/_local/emails": sent_emails,
-                "/_local/sms": self._sms,
-                "/_local/dlq": self._dead_letters,
-                "POST /_local/reset": self._reset,
-            },
-        ).start()
+        with _taken_means_busy("api", ports.api):
+            self.api = ApiServer(
+                handlers,
+                auth.Authorizer(key),
+                host=self.host,
+                port=ports.api,
+                extra={
+                    "/_local/emails": sent_emails,
+                    "/_local/sms": self._sms,
+                    "/_local/dlq": self._dead_letters,
+                    "POST /_local/reset": self._reset,
+                },
+            ).start()
         for fn in template.functions().values():
             for source in fn.queues:
                 poller = QueuePoller(
@@ -321,6 +323,42 @@ def sent_emails() -> dict[str, Any]:
             for m in messages
         ]
     }
+
+
+@contextlib.contextmanager
+def _taken_means_busy(what: str, port: int | None) -> Iterator[None]:
+    """A port taken between the check and the bind is reported like one taken before."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE and port:
+            raise PortBusy([(what, port)]) from None
+        raise
+
+
+def _start_moto(host: str, port: int) -> Any:
+    """moto's ThreadedMotoServer, but a failed bind raises here instead of hanging start()."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    failures: list[BaseException] = []
+    entry = server._server_entry
+
+    def guarded() -> None:
+        try:
+            entry()
+        except BaseException as exc:
+            failures.append(exc)
+            server._server_ready_event.set()
+
+    server._server_entry = guarded  # type: ignore[method-assign]
+    server.start()
+    if failures:
+        server._server = None
+        if isinstance(failures[0], SystemExit):  # werkzeug's answer to a port in use: print, sys.exit(1)
+            raise OSError(errno.EADDRINUSE, "address in use")
+        raise failures[0]
+    return server
 
 
 def port_free(host: str, port: int) -> bool:

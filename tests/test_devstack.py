@@ -40,10 +40,15 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def free_ports(count: int) -> list[int]:
+    """Ports nobody listens on, all different."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    ports = [int(s.getsockname()[1]) for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def stop(process: subprocess.Popen[str], how: int) -> float:
@@ -85,7 +90,7 @@ def test_busy_ports_are_reported_together_with_the_setting_that_chooses_them(tmp
 def test_a_dead_stack_is_named_and_its_state_removed(tmp_path: Path) -> None:
     # Given the state file of a stack whose process is gone
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    port = free_port()
+    (port,) = free_ports(1)
     state = {"pid": int(dead.stdout), "apiUrl": f"http://127.0.0.1:{port}", "ports": {"api": port}}
     instances.write(instances.state_path(port, tmp_path), state)
     # When a command looks for it by port / Then it says the stack stopped
@@ -191,16 +196,13 @@ def test_reset_forgets_the_simulated_sms_and_emails(local: Local) -> None:
 
 @pytest.fixture
 def two_stacks(tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[str], dict[str, Any], Path]]]:
-    """Two `make run`s differing only in PORT (as `make run PORT=...` starts them)."""
-    started = []
-    for port in (free_port(), free_port()):
+    """Two `make run`s differing only in PORT (as `make run PORT=...` starts them), one after the other."""
+    stacks = []
+    for port in free_ports(2):
         output = tmp_path / f"output-{port}.txt"
         env = {"PORT": str(port), "DEVSTACK_DIR": str(tmp_path)}
-        started.append((start_local_stack(output=output, env=env, quiet=False), port, output))
-    stacks = []
-    for process, port, output in started:
-        state = wait_for_state(process, instances.state_path(port, tmp_path), output)
-        stacks.append((process, state, output))
+        process = start_local_stack(output=output, env=env, quiet=False)
+        stacks.append((process, wait_for_state(process, instances.state_path(port, tmp_path), output), output))
     yield stacks
     for process, _, _ in stacks:
         if process.poll() is None:
