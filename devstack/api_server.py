@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +22,9 @@ from .auth import Authorizer
 from .lambda_context import LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# One line per request (method, path, status, time; never a body, a header or a query value).
+# `make run` prints them; tests stay quiet unless they configure this logger.
+request_log = logging.getLogger("devstack.requests")
 
 
 @dataclass
@@ -52,6 +58,7 @@ class ApiServer:
         port: int = 3000,
         extra: dict[str, Callable[[], Any]] | None = None,
     ) -> None:
+        """`extra`: local-only JSON routes, keyed by path (GET) or by "METHOD path"."""
         self.routes = routes_from_template()
         self.handlers = handlers
         self.authorizer = authorizer
@@ -64,8 +71,7 @@ class ApiServer:
         class RequestHandler(_RequestHandler):
             api = server
 
-        self._server = ThreadingHTTPServer((host, port), RequestHandler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), RequestHandler)
 
     @property
     def url(self) -> str:
@@ -85,8 +91,9 @@ class ApiServer:
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
         parts = urlsplit(raw_path)
         path = parts.path
-        if method == "GET" and path in self.extra:
-            return 200, {"Content-Type": "application/json"}, json.dumps(self.extra[path](), indent=2).encode()
+        local = self.extra.get(f"{method} {path}") or (self.extra.get(path) if method == "GET" else None)
+        if local is not None:
+            return 200, {"Content-Type": "application/json"}, json.dumps(local(), indent=2).encode()
         matches = [(r, m) for r in self.routes if (m := r.pattern.match(path))]
         if not matches:
             return _json(404, {"message": "Not Found"})
@@ -129,6 +136,17 @@ def _json(status: int, body: Any) -> tuple[int, dict, bytes]:
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up early is no news; anything else is one line, not a traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        request_log.warning("request from %s:%s failed: %r", *client_address[:2], error)
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     api: ApiServer
     protocol_version = "HTTP/1.1"
@@ -137,6 +155,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
+        started = time.perf_counter()
+        try:
+            status = self._answer()
+        except (ConnectionError, TimeoutError):
+            status = 0  # the client hung up
+            self.close_connection = True
+        if request_log.isEnabledFor(logging.INFO):
+            request_log.info(
+                "%s %s %s %.0f ms",
+                self.command,
+                _loggable(self.path),
+                status or "(client disconnected)",
+                (time.perf_counter() - started) * 1000,
+            )
+
+    def _answer(self) -> int:
         length = int(self.headers.get("Content-Length") or 0)
         if length > 10 * 1024 * 1024:  # API Gateway's own payload limit
             status, headers, data = _json(413, {"message": "Request Entity Too Large"})
@@ -154,8 +188,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        return status
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+
+def _loggable(raw_path: str) -> str:
+    """The path, and the query's parameter names only (a value could be a token or a number)."""
+    parts = urlsplit(raw_path)
+    names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    return parts.path + ("?" + "&".join(f"{name}=..." for name in names) if names else "")
 
 
 def wsgi_app(api: ApiServer) -> Callable[[dict[str, Any], Callable[..., Any]], list[bytes]]:

@@ -12,7 +12,7 @@ from . import template
 
 def load(function_name: str) -> Callable[[dict[str, Any], Any], Any]:
     """The handler of template function `function_name` (e.g. 'ConnectorsFunction')."""
-    _mount_layers()
+    mount_layers()
     fn = template.functions()[function_name]
     module_file, _, attribute = fn.handler.rpartition(".")
     path = template.ROOT / fn.code_uri / f"{module_file.replace('.', '/')}.py"
@@ -28,7 +28,7 @@ def load(function_name: str) -> Callable[[dict[str, Any], Any], Any]:
     return handler
 
 
-def _mount_layers() -> None:
+def mount_layers() -> None:
     """Put the template's layers on the import path, as Lambda mounts them under /opt/python."""
     for layer in template.resources("AWS::Serverless::LayerVersion").values():
         path = str(template.ROOT / layer["Properties"]["ContentUri"])

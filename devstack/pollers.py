@@ -119,10 +119,14 @@ class QueuePoller:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop_soon(self) -> None:
+        """Ask the poller to stop after its current receive or invocation."""
+        self._stop.set()
+
+    def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
         if self._thread:
-            self._thread.join(timeout=self.wait_seconds + 5)
+            self._thread.join(timeout=self.wait_seconds + 5 if timeout is None else timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -96,7 +96,11 @@ class Stack:
 
 def default_parameters(overrides: dict[str, str] | None = None) -> dict[str, str]:
     values = {name: str(spec["Default"]) for name, spec in template.load()["Parameters"].items() if "Default" in spec}
-    values |= {"JwtIssuer": "http://127.0.0.1/local-issuer", "JwtAudience": "sms-connector-local"}
+    values |= {
+        "JwtIssuer": "http://127.0.0.1/local-issuer",
+        "JwtAudience": "sms-connector-local",
+        "EmailIdentity": "example.com",
+    }
     return values | (overrides or {})
 
 

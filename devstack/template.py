@@ -66,6 +66,17 @@ def ttl_attribute(name: str = "Table") -> str | None:
     return spec["AttributeName"] if spec and spec.get("Enabled") else None
 
 
+def dead_letter_queues() -> list[str]:
+    """The queues that another queue's RedrivePolicy sends its failed messages to."""
+    targets = []
+    for props in (q.get("Properties", {}) for q in resources("AWS::SQS::Queue").values()):
+        arn = props.get("RedrivePolicy", {}).get("deadLetterTargetArn")
+        if isinstance(arn, _Tag) and arn.tag == "GetAtt":
+            name = arn.value.split(".")[0] if isinstance(arn.value, str) else arn.value[0]
+            targets.append(name)
+    return sorted(set(targets))
+
+
 @dataclass
 class Function:
     name: str

@@ -282,45 +282,45 @@ class Local:
         return list(self.call("GET", f"/_local/{what}", token=None)[1]["messages" if what == "sms" else "emails"])
 
 
-@pytest.fixture(scope="session")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
-    state_file = Path(tmp_path_factory.mktemp("devstack")) / "state.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["PYTHONPATH"] = f"{ROOT / 'layers/shared'}:{ROOT}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devstack",
-            "--port",
-            "0",
-            "--moto-port",
-            "0",
-            "--sim-port",
-            "0",
-            "--retry-delay",
-            "1",
-            "--state-file",
-            str(state_file),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
+def start_local_stack(
+    *args: str, output: Path, state_file: Path | None = None, env: dict[str, str] | None = None, quiet: bool = True
+) -> subprocess.Popen[str]:
+    """`python -m devstack ARGS` in the background, its output in a file (a pipe nobody reads
+    would fill up and block it). Quiet (no request log) unless DEVSTACK_LOG_REQUESTS is set."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment["PYTHONPATH"] = f"{ROOT / 'layers/shared'}:{ROOT}"
+    environment |= env or {}
+    if quiet and not os.environ.get("DEVSTACK_LOG_REQUESTS"):
+        args += ("--quiet",)
+    if state_file:
+        args += ("--state-file", str(state_file))
+    command = [sys.executable, "-m", "devstack", *args]
+    with output.open("w") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_state(process: subprocess.Popen[str], state_file: Path, output: Path, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
     while not state_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"the local stack did not start:\n{process.stdout.read() if process.stdout else ''}")
+            pytest.fail(f"the local stack did not start:\n{output.read_text()}")
         time.sleep(0.2)
-    time.sleep(0.2)  # the banner follows the state file
-    yield Local(json.loads(state_file.read_text()))
+    return json.loads(state_file.read_text())
+
+
+@pytest.fixture(scope="session")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    folder = Path(tmp_path_factory.mktemp("devstack"))
+    state_file, output = folder / "state.json", folder / "output.txt"
+    process = start_local_stack(
+        "--port", "0", "--retry-delay", "1", state_file=state_file, output=output, env={"DEVSTACK_DIR": str(folder)}
+    )
+    yield Local(wait_for_state(process, state_file, output))
     process.terminate()
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
         pytest.fail("the local stack did not stop on SIGTERM")
-    assert process.returncode == 0
+    assert process.returncode == 0, output.read_text()
