@@ -12,7 +12,7 @@ export PYTHONPATH := layers/shared:.
 export AWS_DEFAULT_REGION ?= eu-north-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test unit lint lint-template openapi bench soak build deploy clean
+.PHONY: help run test unit lint lint-template openapi bench soak build deploy redrive clean
 
 help:
 	@echo "make run      - the whole service locally (moto, HTTP API, queues, provider simulators);"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench    - benchmarks: cold start, batch latency, AWS calls per SMS, sizes"
 	@echo "make soak     - the long fault-injection and concurrency suites"
 	@echo "make openapi  - rewrite openapi.json from the code"
+	@echo "make redrive  - move a DLQ's messages back, texting nobody twice: ARGS=\"--stack NAME|--local --queue send|fallback [--dry-run]\""
 	@echo "make clean    - remove the venvs, the SAM build and the caches"
 
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
@@ -74,6 +75,9 @@ deploy: build
 soak: $(VENV)/.installed
 	SOAK=1 $(PY) -m pytest -q -s -p no:logging tests/test_faults.py > .soak.log 2>&1; status=$$?; \
 	grep -E '^\{"suite"|^[0-9]+ (passed|failed)' .soak.log; exit $$status
+
+redrive: $(VENV)/.installed
+	$(PY) scripts/redrive.py $(ARGS)
 
 openapi: $(VENV)/.installed
 	$(PY) scripts/openapi.py

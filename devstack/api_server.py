@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import logging
 import sys
 import threading
@@ -193,11 +194,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
 
+_SECRET_IN_PATH = re.compile(r"^(/receipts/46elks/[^/]+/)[^/]+")  # the 46elks receipt token
+
+
 def _loggable(raw_path: str) -> str:
-    """The path, and the query's parameter names only (a value could be a token or a number)."""
+    """The path (less the 46elks receipt token), and the query's parameter names only (a value
+    could be a token or a number)."""
     parts = urlsplit(raw_path)
     names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
-    return parts.path + ("?" + "&".join(f"{name}=..." for name in names) if names else "")
+    path = _SECRET_IN_PATH.sub(r"\1{token}", parts.path)
+    return path + ("?" + "&".join(f"{name}=..." for name in names) if names else "")
 
 
 def wsgi_app(api: ApiServer) -> Callable[[dict[str, Any], Callable[..., Any]], list[bytes]]:

@@ -191,6 +191,7 @@ class LocalStack:
             "simulatorUrl": self.simulators.url,
             "sendQueueUrl": stack.refs["SendQueue"],
             "sendDeadLetterQueueUrl": stack.refs["SendDeadLetterQueue"],
+            "fallbackQueueUrl": stack.refs["FallbackQueue"],
             "fallbackDeadLetterQueueUrl": stack.refs["FallbackDeadLetterQueue"],
             "tableName": stack.refs["Table"],
             "region": REGION,

@@ -102,7 +102,7 @@ def queues_of_stack(stack: str, region: str | None, which: str) -> tuple[Any, st
 def queues_of_local(which: str, port: int | None) -> tuple[Any, str, str]:
     import boto3
 
-    from devstack.state import find
+    from devstack.instances import find
 
     state = find(port)
     sqs = boto3.client(

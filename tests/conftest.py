@@ -191,7 +191,8 @@ def pipeline(stack: resources.Stack, sim: Any, fallback_queue: str, ses_identity
         def dead_letters(self, url: str) -> list[str]:
             import boto3
 
-            got = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            # a peek: the messages stay visible (a redrive may take them next)
+            got = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
             return [m["Body"] for m in got.get("Messages", [])]
 
     return Pipeline()

@@ -59,7 +59,8 @@ def python312() -> str:
 # --- parameters and samconfig.toml ------------------------------------------------------
 
 PARAMETERS = template.load()["Parameters"]
-OPTIONAL = {"AlarmEmail"}  # may be empty on purpose: no alarm emails
+# May be empty on purpose: no alarm emails; no custom domain in front of the receipts API.
+OPTIONAL = {"AlarmEmail", "ReceiptsPublicUrl"}
 
 
 @pytest.mark.parametrize("name", sorted(set(PARAMETERS) - OPTIONAL))
@@ -288,10 +289,15 @@ class Checked:
         alarmed: set[str] = set()
         for alarm in self.of_type("AWS::CloudWatch::Alarm").values():
             props = alarm["Properties"]
-            if props.get("MetricName") == "ApproximateNumberOfMessagesVisible" and props.get("AlarmActions"):
-                for dimension in props.get("Dimensions", []):
-                    if dimension["Name"] == "QueueName":
-                        alarmed |= self.named(dimension["Value"])
+            if not props.get("AlarmActions"):
+                continue
+            # a plain metric alarm, or a metric-math one (e.g. "new messages arrived")
+            metrics = [props] + [m.get("MetricStat", {}).get("Metric", {}) for m in props.get("Metrics", [])]
+            for metric in metrics:
+                if metric.get("MetricName") == "ApproximateNumberOfMessagesVisible":
+                    for dimension in metric.get("Dimensions", []):
+                        if dimension["Name"] == "QueueName":
+                            alarmed |= self.named(dimension["Value"])
         return problems + [f"no alarm on the dead-letter queue {name}" for name in sorted(dead_letter - alarmed)]
 
 

@@ -125,7 +125,7 @@ def state_env(local: Local, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     [
         ("NOPE", "hello", "tenant 'demo' has no connector 'NOPE'"),
         ("46elks", "", "the message is empty"),
-        ("46elks", "   ", "the message must not be empty or only whitespace"),
+        ("46elks", "   ", "the message must contain at least one visible character"),
         ("46elks", "x" * 1601, "the message has 1601 characters, more than the 1600 allowed"),
         ("email", "hello", "is an email connector; rule actions go to SMS connectors"),
     ],
@@ -260,7 +260,8 @@ def test_two_stacks_side_by_side_log_requests_and_stop_on_sigterm_and_ctrl_c(
     assert a_process.returncode == 0, log
     assert re.search(r"^\d\d:\d\d:\d\d GET /connectors\?limit=\.\.\.&nextToken=\.\.\. 422 \d+ ms$", log, re.M)
     assert "GET /_local/dlq (client disconnected)" in log
-    assert "SECRETVALUE" not in log and log.count(a["token"]) == 1  # in the banner only
+    assert "SECRETVALUE" not in log and log.count(a["token"]) == 2  # in the banner only (page URL and export)
+    assert "/receipts/46elks/" not in log or re.search(r"/receipts/46elks/[^/ ]+/\{token\}", log)
     assert "Traceback" not in log, log
     assert all(port_free("127.0.0.1", p) for p in a["ports"].values())
     assert not instances.state_path(a["ports"]["api"], tmp_path).exists()

@@ -46,6 +46,9 @@ MAGIC = {
 PROVIDERS = ("46elks", "telnyx", "twilio")
 
 
+_PREFIXES = (("/a1/", "46elks"), ("/v2/", "telnyx"), ("/2010-04-01/", "twilio"))
+
+
 class ProviderSimulator:
     """46elks, Telnyx and Twilio on one local port (`url`); start/stop, or use as a context manager.
 
@@ -90,6 +93,9 @@ class ProviderSimulator:
         # List look-ups (Twilio, 46elks) leave out messages younger than this; the real delay is
         # not documented (providers.md 8.1, 8.2).
         self.listing_delay = 0.0
+        # Look-ups (every GET but the simulator's own) answered with a proxy's HTML 503 at this
+        # rate: the provider cannot tell whether a message exists.
+        self.lookup_fault_rate = 0.0
         self._stopping = threading.Event()
         self._timeline = _Timeline(self._stopping)
         self._random = random.Random(7)
@@ -333,6 +339,13 @@ class ProviderSimulator:
         return Answer(kind or "ok")
 
     def _route(self, request: Request) -> Reply:
+        if request.method == "GET" and self.lookup_fault_rate:
+            with self._lock:
+                failing = self._random.random() < self.lookup_fault_rate
+            if failing:
+                provider = next((n for prefix, n in _PREFIXES if request.path.lower().startswith(prefix)), "unknown")
+                self.record(provider, request, {}, status=503).answer = "lookup_failed"
+                return Reply.html(503, "<html><body><h1>503 Service Unavailable</h1></body></html>")
         for provider in self._providers:
             reply = provider.handle(request)
             if reply is not None:

@@ -32,7 +32,9 @@ from .outcome import NOT_ATTEMPTED, SENT, UNKNOWN, Outcome
 from .record import Sms
 
 logger = Logger()
-LEASE_MARGIN = 30.0  # seconds a claim outlives the invocation's own deadline
+# A claim's lease ends when its invocation surely has: the send deadline, plus the time left
+# after it for recording (rule_actions.SAFETY_SECONDS), plus a margin for clocks.
+LEASE_AFTER_DEADLINE = 3.0 + 5.0
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -143,7 +145,7 @@ def _send(
     if not smses:
         return
     owner = uuid.uuid4().hex
-    record.claim(smses, owner, time.time() + max(0.0, deadline - time.monotonic()) + LEASE_MARGIN)
+    record.claim(smses, owner, time.time() + max(0.0, deadline - time.monotonic()) + LEASE_AFTER_DEADLINE)
     todo: list[Sms] = []
     to_record: list[Sms] = []
     writes: list[record.Write] = []
