@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import logging
+import re
 import sys
 import threading
 import time

@@ -51,7 +51,8 @@ class Outcome:
         if self.status != SENT:
             return self.error
         if self.found_by_lookup:
-            return f"sent; its answer was lost ({self.provider} {self.error_code}: {self.error_message}), a look-up found it"
+            lost = f"{self.provider} {self.error_code}: {self.error_message}"
+            return f"sent; its answer was lost ({lost}), a look-up found it"
         if self.attempts > 1 and self.error_code:
             return f"sent after {self.attempts} attempts; {self.provider} {self.error_code}: {self.error_message}"
         return None
