@@ -417,4 +417,4 @@ def test_sam_build_makes_arm64_python312_artifacts(tmp_path: Path) -> None:
     assert {p.name for p in build.iterdir() if p.is_dir()} == set(template.functions()) | {"SharedLayer"}
     cores = list((build / "SharedLayer/python/pydantic_core").glob("_pydantic_core.*.so"))
     assert [c.name for c in cores] == ["_pydantic_core.cpython-312-aarch64-linux-gnu.so"]
-    assert (build / "SharedLayer/python/sms_connector/sending.py").exists()
+    assert (build / "SharedLayer/python/sms_connector/sending/record.py").exists()

@@ -466,9 +466,10 @@ def test_routes_the_service_lacks_are_hidden_or_counted_locally(panel: Panel) ->
     # No POST .../verify yet: the button goes away when the service says so
     page.get_by_role("button", name="Verify credentials").click()
     expect(page.get_by_role("button", name="Verify credentials")).to_have_count(0)
-    # The list shows receipts as unknown rather than off
+    # The list shows whether each SMS connector asks for delivery receipts
     panel.open()
-    expect(page.locator("tbody tr").first.locator("[data-label=Receipts]")).to_have_text("—")
+    row = page.locator("tbody tr", has_text=connector["name"]).first
+    expect(row.locator("[data-label=Receipts]")).to_have_text("On")  # 46elks: always, with a public URL
 
 
 def test_no_field_the_service_does_not_know_is_sent(panel: Panel) -> None:
