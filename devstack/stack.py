@@ -305,20 +305,22 @@ class LocalStack:
 
         created = {"email": create({"type": "email", "name": "Demo alerts mail", "from": DEMO_EMAIL_FROM})}
         senders = {"46elks": "DemoCo", "telnyx": "+46700000100", "twilio": "+46700000200"}
+        assert self.simulators
         for provider, sender in senders.items():
-            created[provider] = create(
-                {
-                    "type": "sms",
-                    "name": f"Demo {provider}",
-                    "provider": provider,
-                    "credentials": DEMO_CREDENTIALS[provider],
-                    "from": sender,
-                    "recipients": [
-                        {"to": "+46710000001", "backupEmail": "oncall@example.com"},
-                        {"to": "+46700000002", "backupEmail": "opted-out@example.com"},  # the simulators: opted out
-                    ],
-                }
-            )
+            body: dict[str, Any] = {
+                "type": "sms",
+                "name": f"Demo {provider}",
+                "provider": provider,
+                "credentials": DEMO_CREDENTIALS[provider],
+                "from": sender,
+                "recipients": [
+                    {"to": "+46710000001", "backupEmail": "oncall@example.com"},
+                    {"to": "+46700000002", "backupEmail": "opted-out@example.com"},  # the simulators: opted out
+                ],
+            }
+            if provider == "telnyx":  # delivery receipts, signed with the simulator's key
+                body["webhookPublicKey"] = self.simulators.telnyx_public_key
+            created[provider] = create(body)
         return created
 
 

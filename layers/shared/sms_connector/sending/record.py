@@ -293,7 +293,7 @@ def _update(
         values[f":v{i}"] = _typed(value)
         parts.append(f"#n{i} = :v{i}")
     expression = "SET " + ", ".join(parts)
-    removes = [r for r in removes if r not in sets]
+    removes = [r for r in dict.fromkeys(removes) if r not in sets]
     if removes:
         for i, name in enumerate(removes):
             names[f"#r{i}"] = name
