@@ -31,6 +31,8 @@ os.environ.update(
         "POWERTOOLS_SERVICE_NAME": "sms-connector",
         "POWERTOOLS_METRICS_NAMESPACE": "SmsConnector",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "EMAIL_IDENTITY": "example.com",  # the template's EmailIdentity, verified in SES by `stack`
+        "TEST_SENDS_PER_HOUR": "1000",  # the allowance has its own test
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -58,7 +60,9 @@ def stack() -> Iterator[resources.Stack]:
         aws.reset()
         config.reset()
         credentials.forget()
-        yield create_tables()
+        created = create_tables()
+        boto3.client("sesv2").create_email_identity(EmailIdentity=os.environ["EMAIL_IDENTITY"])
+        yield created
         aws.reset()
         config.reset()
         credentials.forget()

@@ -109,8 +109,9 @@ def test_a_failed_count_after_ses_accepted_sends_no_second_email(
 
 
 def test_an_ses_rejection_is_logged_and_not_retried(connectors_api: Api, sender: Any) -> None:
-    # Given an email connector whose sender SES has not verified
+    # Given an email connector whose identity the operator removed from SES since
     connector, body = failed_sms_with_backup(connectors_api, sender)
+    boto3.client("sesv2").delete_email_identity(EmailIdentity="example.com")
     # When the fallback is handled / Then the record succeeds (no loop), and the failure is on the connector
     assert invoke_fallback(body, message_ids=["f1"]) == []
     assert sent_emails() == []

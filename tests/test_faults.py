@@ -51,7 +51,16 @@ def test_faults_lose_nothing_and_duplicate_nothing(
 ) -> None:
     # Given one connector per provider, and one whose backup emails SES will reject
     verified = make(connectors_api, EMAIL)
-    unverified = make(connectors_api, with_(EMAIL, name="unverified", **{"from": "nobody@unverified.example"}))
+    unverified = make(connectors_api, with_(EMAIL, name="rejected", **{"from": "rejected@example.com"}))
+    # SES refuses this sender (an SES fault: a suppressed or paused sender)
+    from sms_connector import aws
+
+    def reject(params: Any, **_: Any) -> Any:
+        if params.get("FromEmailAddress") == "rejected@example.com":
+            return _ses_error("MessageRejected", "Email address is on the suppression list")
+        return None
+
+    aws.client("sesv2").meta.events.register("before-call.sesv2.SendEmail", reject)
     connectors = [
         make(connectors_api, with_(GUIDE_46ELKS, recipients=TEAM, emailConnectorId=verified)),
         make(connectors_api, with_(GUIDE_TELNYX, recipients=TEAM, emailConnectorId=verified)),
@@ -158,6 +167,14 @@ def test_faults_lose_nothing_and_duplicate_nothing(
             }
         )
     )
+
+
+def _ses_error(code: str, message: str) -> Any:
+    class Response:
+        status_code = 400
+        headers: dict[str, str] = {}
+
+    return Response(), {"Error": {"Code": code, "Message": message}}
 
 
 def test_a_thousand_parallel_sends_count_exactly(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import traceback
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
@@ -25,7 +26,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import BaseModel
 
 from .config import settings
-from .errors import Conflict, Forbidden, InvalidField, NotFound
+from .errors import Conflict, Forbidden, InvalidField, NotFound, TooManyRequests, Unavailable
 from .models import NOT_AN_OBJECT, PROVIDERS, UNION_TAGS, UNKNOWN_PROVIDER, ErrorBody, GatewayErrorBody
 
 MAX_BODY_BYTES = 64 * 1024
@@ -134,15 +135,33 @@ def _register_errors(app: APIGatewayHttpResolver) -> None:
     def _conflict(exc: Conflict) -> Response:
         return _error(HTTPStatus.CONFLICT, str(exc))
 
+    @app.exception_handler(TooManyRequests)
+    def _too_many(exc: TooManyRequests) -> Response:
+        answer = _error(HTTPStatus.TOO_MANY_REQUESTS, str(exc))
+        answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
+
+    @app.exception_handler(Unavailable)
+    def _unavailable(exc: Unavailable) -> Response:
+        return _error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+
     @app.not_found
     def _no_route(exc: Exception) -> Response:
         return _error(HTTPStatus.NOT_FOUND, "no such route")
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        # Never echo the exception: it may name internals. The log has the traceback.
-        logger.exception("unhandled error")
+        # Never echo the exception, nor log its text: it may hold a credential, a number or a
+        # message. Its type and where it happened are enough to find the bug.
+        logger.error("unhandled error", extra={"error_type": type(exc).__name__, "where": where(exc)})
         return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; it has been logged")
+
+
+def where(exc: BaseException) -> list[str]:
+    """The frames an exception went through (file:line function), without its message."""
+    return [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)][
+        -6:
+    ]
 
 
 def _known_query_only(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:

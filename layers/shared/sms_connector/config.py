@@ -27,6 +27,7 @@ class Settings(BaseModel):
     # The public origin of the receipt routes; without it no receipt is asked for.
     public_api_url: str = Field(default="", alias="PUBLIC_API_URL")
     receipt_deadline_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60, alias="RECEIPT_DEADLINE_MINUTES")
+    email_identity: str = Field(default="", alias="EMAIL_IDENTITY")
     test_sends_per_hour: int = Field(default=10, ge=0, le=10000, alias="TEST_SENDS_PER_HOUR")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import clock, connector_store, credentials, dynamo, ids, stats
+from . import clock, connector_store, credentials, dynamo, ids, senders, stats
 from .config import settings
 from .errors import InvalidField, NotFound
 from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector
@@ -121,6 +121,7 @@ def delete(tenant_id: str, connector_id: str) -> None:
 def _settings(tenant_id: str, body: BaseModel) -> dict[str, Any]:
     """The stored form of a validated request body, without credentials."""
     if isinstance(body, EmailConnector):
+        senders.check(str(body.sender))
         return {"type": "email", "name": body.name, "from": str(body.sender)}
     data = body.model_dump(by_alias=True, exclude={"credentials"})
     recipients = [{k: v for k, v in r.items() if v is not None} for r in data["recipients"]]

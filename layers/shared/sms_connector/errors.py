@@ -28,3 +28,15 @@ class InvalidField(DomainError):
 
 class Conflict(DomainError):
     pass
+
+
+class Unavailable(DomainError):
+    """Something we depend on (a provider, SES) could not answer: try again (503)."""
+
+
+class TooManyRequests(DomainError):
+    """A limit was reached (429); `retry_after` seconds until it resets."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from .. import clock, connector_store, credentials, ids, masking
+from .. import clock, connector_store, credentials, ids, limits, masking
 from ..config import settings
 from ..errors import InvalidField, NotFound
 from ..receipts import callback_url
@@ -129,6 +129,7 @@ def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | Non
         if not recipients:  # only the connector's own recipients: the API is no free SMS gateway
             raise InvalidField("to", "is not a recipient of this connector")
     text = text or f"Test message from SMS connector '{connector['name']}'"
+    limits.take_test_sends(connector["id"], len(recipients))
     secret = credentials.read(connector["secretArn"], connector["secretVersion"])
     action_id = f"test-{ids.ulid()}"
     smses = [Sms(connector, action_id, r["to"], text, None, "test", records=["test"]) for r in recipients]
