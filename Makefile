@@ -73,7 +73,8 @@ deploy: build
 	$(SAM_VENV)/bin/python scripts/deploy.py --config-env $(ENV) $(if $(GUIDED),--guided)
 
 soak: $(VENV)/.installed
-	SOAK=1 $(PY) -m pytest -q -s -p no:logging tests/test_faults.py > .soak.log 2>&1; status=$$?; \
+	SOAK=1 $(PY) -m pytest -q -s -p no:logging tests/test_faults.py tests/test_kill.py \
+		"tests/test_limits.py::test_a_storm_ends_with_the_hourly_cap_and_one_summary_per_recipient" > .soak.log 2>&1; status=$$?; \
 	grep -E '^\{"suite"|^[0-9]+ (passed|failed)' .soak.log; exit $$status
 
 redrive: $(VENV)/.installed

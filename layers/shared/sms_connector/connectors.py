@@ -53,6 +53,7 @@ def show(record: dict[str, Any]) -> ConnectorOut:
             "recipients": record.get("recipients"),
             "emailConnectorId": record.get("emailConnectorId"),
             "webhookPublicKey": record.get("webhookPublicKey"),
+            "limits": record.get("limits"),
             "receipts": receipts_on(record) if record["type"] == "sms" else None,
             "createdAt": record["createdAt"],
             "updatedAt": record["updatedAt"],
@@ -70,6 +71,8 @@ def receipts_on(record: dict[str, Any]) -> bool:
 def create(tenant_id: str, body: BaseModel) -> ConnectorOut:
     now = clock.iso(clock.now())
     record = _settings(tenant_id, body) | {"id": ids.ulid(), "tenantId": tenant_id, "createdAt": now, "updatedAt": now}
+    if record["type"] == "sms":
+        _keep_opt_outs(record["recipients"], [])
     if record["type"] == "sms":
         values = body.credentials.model_dump()  # type: ignore[attr-defined]
         stored = values | ({TOKEN_FIELD: new_token()} if record["provider"] == "46elks" else {})
@@ -96,6 +99,8 @@ def replace(tenant_id: str, connector_id: str, body: BaseModel) -> ConnectorOut:
     if changes["type"] != stored["type"]:
         raise InvalidField("type", f"cannot change from {stored['type']} to {changes['type']}; create a new connector")
     record = {k: v for k, v in stored.items() if k in ("id", "tenantId", "createdAt", "secretArn", "secretVersion")}
+    if changes["type"] == "sms":
+        _keep_opt_outs(changes["recipients"], stored.get("recipients", []))
     record |= changes | {"updatedAt": clock.iso(clock.now())}
     if record["type"] == "sms":
         values = _merged_credentials(stored, record["provider"], getattr(body, "credentials", None))
@@ -135,6 +140,9 @@ def _settings(tenant_id: str, body: BaseModel) -> dict[str, Any]:
     }
     if data.get("webhookPublicKey"):
         settings_["webhookPublicKey"] = data["webhookPublicKey"]
+    limits = {k: v for k, v in (data.get("limits") or {}).items() if v is not None}
+    if limits:
+        settings_["limits"] = limits
     return settings_
 
 
@@ -170,6 +178,16 @@ def _merged_credentials(stored: dict[str, Any], provider: str, given: BaseModel 
         missing = ".".join(str(p) for p in exc.errors()[0]["loc"])
         raise InvalidField(f"credentials.{missing}", "is required when the provider changes") from None
     return model.model_dump()
+
+
+def _keep_opt_outs(recipients: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
+    """A PUT that leaves `optedOut` out keeps the mark the service set; false clears it."""
+    marked = {r["to"] for r in stored if r.get("optedOut")}
+    for r in recipients:
+        if r.get("optedOut") is None and r["to"] in marked:
+            r["optedOut"] = True
+        if not r.get("optedOut"):
+            r.pop("optedOut", None)
 
 
 def new_token() -> str:

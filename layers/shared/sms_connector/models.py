@@ -145,6 +145,28 @@ PUBLIC_CREDENTIAL_FIELDS = {"46elks": ("username",), "telnyx": (), "twilio": ("a
 class Recipient(Strict):
     to: E164
     backupEmail: Email | None = None
+    optedOut: bool | None = Field(
+        default=None,
+        description="set by the service when the provider says the person replied STOP; "
+        "send false to clear it (the person opted back in); left out, a PUT keeps it",
+    )
+
+
+class Limits(Strict):
+    """Guardrails against alert storms (all optional)."""
+
+    duplicateWindowMinutes: int | None = Field(
+        default=None, ge=1, le=1440, description="the same text to the same recipient within this window is sent once"
+    )
+    maxPerRecipientPerHour: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="SMS per recipient per clock hour; the rest are held back and summed up in one SMS after the hour",
+    )
+    monthlySegmentBudget: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="SMS segments per calendar month (UTC); none are sent over it"
+    )
 
 
 class _SmsFields(Strict):
@@ -152,6 +174,7 @@ class _SmsFields(Strict):
     name: Name
     recipients: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     emailConnectorId: ConnectorId | None = None
+    limits: Limits | None = None
 
     @field_validator("recipients")
     @classmethod
@@ -275,6 +298,7 @@ class ConnectorOut(BaseModel):
     recipients: list[Recipient] | None = None
     emailConnectorId: str | None = None
     webhookPublicKey: str | None = Field(default=None, description="Telnyx: the key receipts are checked with")
+    limits: Limits | None = None
     receipts: bool | None = Field(default=None, description="SMS connectors: whether delivery receipts are asked for")
     createdAt: str
     updatedAt: str

@@ -28,7 +28,7 @@ from ..receipts import callback_url
 from ..text import Message
 from . import emails, record
 from .attempts import deliver
-from .outcome import NOT_ATTEMPTED, SENT, UNKNOWN, Outcome
+from .outcome import NOT_ATTEMPTED, SENT, SUPPRESSED, UNKNOWN, Outcome
 from .record import Sms
 
 logger = Logger()
@@ -162,14 +162,21 @@ def _send(
             to_record.append(s)
         else:
             writes += _already_done(s, warned)
-    _run(todo, secrets, deadline)
+    for note in limits.admit(todo):
+        writes.append(limits.burst_write(note))
+    for s in todo:
+        if s.suppressed:
+            s.outcome = _suppressed(s)
+    _run([s for s in todo if not s.suppressed], secrets, deadline)
     skipped = [s for s in todo if s.outcome and s.outcome.status == NOT_ATTEMPTED]
     if skipped:
         record.release(skipped, owner)
         for s in skipped:
             _fail(failures, s, NotAttempted(f"no time left to send action {s.action_id}"))
     to_record += [s for s in todo if s.outcome and s.outcome.status != NOT_ATTEMPTED]
-    _queue_emails([s for s in to_record if s.owes_email and s.outcome and not s.outcome.sent and not s.email_queued])
+    _queue_emails(
+        [s for s in to_record if s.owes_email and s.outcome and record.owes_email(s.outcome) and not s.email_queued]
+    )
     receipts = {s.id: bool(callback_url(s.connector, secrets.get(s.id, {}), s.id)) for s in to_record}
     minutes = settings().receipt_deadline_minutes
     writes += [
@@ -181,7 +188,41 @@ def _send(
         record.keep_unrecorded(lost, owner)
         for s in lost:
             _fail(failures, s, NotRecorded(f"action {s.action_id} was sent but not recorded yet"))
+    for s in to_record:  # the provider says this person replied STOP: later sends skip them
+        if s.outcome and s.outcome.opted_out:
+            limits.mark_opted_out(s.connector["id"], s.to)
     _observe([s.outcome for s in to_record if s.outcome])
+
+
+def _suppressed(s: Sms) -> Outcome:
+    return Outcome(
+        connector_id=s.connector["id"],
+        tenant_id=s.connector["tenantId"],
+        provider=s.provider,
+        action_id=s.action_id,
+        to=s.to,
+        status=SUPPRESSED,
+        at=clock.iso(clock.now()),
+        error_kind="suppressed",
+        error_code=s.suppressed,
+        error_message={
+            "opted_out": "the recipient opted out (replied STOP)",
+            "duplicate": "the same text went to this recipient a moment ago",
+            "hourly": "held back by the hourly limit; a summary follows",
+            "budget": "this month's segment budget is used up",
+        }.get(s.suppressed or "", "held back by the connector's limits"),
+        attempts=0,
+    )
+
+
+def send_summary(
+    connector: dict[str, Any], secret: dict[str, str], to: str, text: str, action_id: str, deadline: float
+) -> str | None:
+    """The SMS that sums up what the hourly limit held back (the sweep sends it). Answers its
+    outcome's status, or None when it had one already (a sweep that ran twice)."""
+    sms = Sms(connector, action_id, to, text, None, "summary", records=[action_id])
+    _send([sms], {sms.id: secret}, deadline, {})
+    return sms.outcome.status if sms.outcome else None
 
 
 def _fail(failures: dict[str, Exception], sms: Sms, why: Exception) -> None:

@@ -9,6 +9,7 @@ SENT = "sent"  # the provider accepted it (any 2xx carrying a message id)
 FAILED = "failed"  # refused, or retry-safe errors outlasted the retries
 UNKNOWN = "unknown"  # the request left, no readable answer came back, and a look-up could not tell
 NOT_ATTEMPTED = "not attempted"  # no time left to try: goes back to the queue
+SUPPRESSED = "suppressed"  # not sent because of the connector's limits or an opt-out (error_code: why)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ class Outcome:
 
     @property
     def notice(self) -> str | None:
-        """The error, or for a send that needed retries a warning saying why; None otherwise."""
+        """The error, or for a send that needed retries a warning saying why; None otherwise.
+        (Suppressions are said once per burst, not per SMS: see `limits`.)"""
+        if self.status == SUPPRESSED:
+            return None
         if self.status != SENT:
             return self.error
         if self.found_by_lookup:

@@ -40,6 +40,7 @@ from aws_lambda_powertools import Logger
 from .. import clock, dynamo, error_log, masking
 from ..stats import Delta, updates
 from .outcome import FAILED, SENT, UNKNOWN, Outcome
+from .outcome import SUPPRESSED as SUPPRESSED_OUTCOME
 
 logger = Logger()
 
@@ -52,7 +53,9 @@ DELIVERED = "DELIVERED"
 UNDELIVERED = "UNDELIVERED"
 NO_RECEIPT = "NO_RECEIPT"
 SUPPRESSED = "SUPPRESSED"
-OUTCOME_STATES = {SENT: STATE_SENT, FAILED: STATE_FAILED, UNKNOWN: STATE_UNKNOWN}
+OUTCOME_STATES = {SENT: STATE_SENT, FAILED: STATE_FAILED, UNKNOWN: STATE_UNKNOWN, SUPPRESSED_OUTCOME: SUPPRESSED}
+# Suppressions that still owe the person their backup email (the SMS will not come later).
+EMAILED_SUPPRESSIONS = {"opted_out", "budget"}
 FINAL = {STATE_SENT, STATE_FAILED, STATE_UNKNOWN, DELIVERED, UNDELIVERED, NO_RECEIPT, SUPPRESSED}
 
 KEEP_SECONDS = 14 * 24 * 3600  # longer than SQS keeps a message (at most 14 days)
@@ -83,7 +86,7 @@ class Sms:
     to: str
     text: str
     backup_email: str | None = None
-    kind: str = "rule"  # "rule" (from the send queue) or "test" (the test route: no backup email)
+    kind: str = "rule"  # "rule" (the send queue), "test" (the test route) or "summary" (what the hourly limit held)
     records: list[str] = field(default_factory=list)  # the SQS messages that carry it
     claim: str | None = None  # "claimed", "busy", "done" or "unrecorded"
     may_be_sent: bool = False  # an earlier holder may have reached the provider
@@ -91,6 +94,7 @@ class Sms:
     stored: dict[str, Any] = field(default_factory=dict)  # the record as read, when it existed
     outcome: Outcome | None = None
     email_queued: bool = False
+    suppressed: str | None = None  # why the connector's limits or an opt-out hold it back
 
     @property
     def id(self) -> str:
@@ -264,11 +268,13 @@ def stored_outcome(outcome: Outcome) -> dict[str, Any]:
 
 @dataclass
 class Write:
-    """One state change of one record, with the side effects it owes, ready to commit."""
+    """One state change of one record, with the side effects it owes, ready to commit. (Also a
+    guarded note with no record: `update` is then the marker that guards it, e.g. one warning
+    per burst of suppressions, and `sms_id` names the marker.)"""
 
     sms_id: str
     connector_id: str
-    update: dict[str, Any]  # the record's conditional Update
+    update: dict[str, Any]  # the record's conditional Update (or the guarding marker's Put)
     log: dict[str, Any] | None = None  # an error-log Put
     delta: Delta | None = None
     # Called with the record as it is now when the condition failed; answers a new Write, or
@@ -352,6 +358,13 @@ def log_item(
     }
 
 
+def owes_email(outcome: Outcome) -> bool:
+    """Whether this outcome owes the person their backup email (if they have one)."""
+    if outcome.status == SUPPRESSED_OUTCOME:
+        return outcome.error_code in EMAILED_SUPPRESSIONS
+    return outcome.status in (FAILED, UNKNOWN)
+
+
 def receipt_deadline(sent_at: str, minutes: int) -> str:
     return clock.iso(clock.parse(sent_at) + timedelta(minutes=minutes))
 
@@ -394,12 +407,14 @@ def outcome_write(s: Sms, owner: str, *, receipt_asked: bool, deadline_minutes: 
             )
     elif o.status == FAILED:
         delta.fails, delta.last_failed_at = 1, o.at
+    elif o.status == SUPPRESSED_OUTCOME:
+        delta.suppressed = 1
     else:
         delta.unknown = 1
     if s.backup_email and s.kind == "rule":
         # Kept for the backup email a later receipt may owe (undelivered), or a redelivery re-queues.
         sets |= {"backupEmail": s.backup_email, "text": s.text}
-        if o.status != SENT:
+        if owes_email(o):
             sets["emailState"] = "queued" if s.email_queued else "due"
     log = None
     notice = o.notice
@@ -710,9 +725,8 @@ def _commit_chunk(chunk: list[Write]) -> None:
 def _after_conflicts(chunk: list[Write], changed: list[Write]) -> list[Write]:
     """Records whose condition failed: another invocation changed them. Each write decides
     from the record as it is now whether it still applies, and how."""
-    now = {
-        i["pk"]["S"]: dynamo.from_item(i) for i in dynamo.batch_get([key(w.sms_id) for w in changed], consistent=True)
-    }
+    keys = [key(w.sms_id) for w in changed if w.retry]
+    now = {i["pk"]["S"]: dynamo.from_item(i) for i in dynamo.batch_get(keys, consistent=True)} if keys else {}
     replacements: dict[str, Write | None] = {}
     for w in changed:
         current = now.get(f"SMS#{w.sms_id}", {})

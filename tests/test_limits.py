@@ -1,0 +1,202 @@
+"""Alert storms and opt-outs: a flapping rule does not flood anyone, a STOP is respected."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from devstack.simulators import ProviderSimulator
+from sms_connector import aws, clock, limits, stats
+from tests.conftest import Api, sent_emails
+from tests.test_models import EMAIL, GUIDE_46ELKS, GUIDE_TWILIO, with_
+from tests.test_sending import log_entries, make
+
+SOAK = os.environ.get("SOAK") == "1"
+STORM = 1000 if SOAK else 100
+
+
+@pytest.fixture
+def frozen_clock() -> Any:
+    moments = [datetime(2026, 11, 25, 12, 0, 5, tzinfo=UTC)]
+    clock.set_clock(lambda: moments[-1])
+    yield moments
+    clock.set_clock(None)
+
+
+def test_a_storm_ends_with_the_hourly_cap_and_one_summary_per_recipient(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, frozen_clock: list[datetime], atomic_aws_calls: None
+) -> None:
+    # Given a connector with three recipients, at most 5 SMS each per hour
+    team = [{"to": "+46710000001"}, {"to": "+46710000002"}, {"to": "+46710000003"}]
+    connector = make(
+        connectors_api, with_(GUIDE_46ELKS, name="Freezer", recipients=team, limits={"maxPerRecipientPerHour": 5})
+    )
+    # When a flapping rule fires STORM times within minutes, from four concurrent consumers
+    errors: list[BaseException] = []
+
+    def consumer(n: int) -> None:
+        try:
+            for start in range(n * 10, STORM, 40):
+                bodies = [
+                    {"connectorId": connector, "message": f"Freezer warm ({i})", "actionId": f"flap-{i}"}
+                    for i in range(start, min(start + 10, STORM))
+                ]
+                assert sender(*bodies) == []
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=consumer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    # Then each recipient got exactly 5 SMS, and every other one is counted as suppressed
+    per_person = Counter(r.fields["to"] for r in sim.sent())
+    assert per_person == {m["to"]: 5 for m in team}
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalSuppressed"]) == (15, 3 * (STORM - 5))
+    # and the log says so once, not once per SMS
+    entries = log_entries(connector)
+    assert [e["errorCode"] for e in entries] == ["limit_hourly"] and entries[0]["level"] == "warning"
+    # When the hour is over, the sweep sends one summary per recipient, once
+    frozen_clock.append(datetime(2026, 11, 25, 13, 2, tzinfo=UTC))
+    assert limits.summaries() == 3
+    assert limits.summaries() == 0
+    summaries = [r for r in sim.sent() if "more alerts" in r.fields["text"]]
+    assert sorted(r.fields["to"] for r in summaries) == sorted(m["to"] for m in team)
+    assert summaries[0].fields["text"].startswith(f"{STORM - 5} more alerts from Freezer were held back")
+    assert stats.read(connector)["totalSent"] == 18
+    print(
+        json.dumps(
+            {
+                "suite": "storm",
+                "actions": STORM,
+                "recipients": 3,
+                "cap": 5,
+                "sms": 15,
+                "summaries": 3,
+                "suppressed": 3 * (STORM - 5),
+                "logLines": len(entries),
+            }
+        )
+    )
+
+
+def test_the_same_text_within_the_window_is_sent_once(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, frozen_clock: list[datetime]
+) -> None:
+    connector = make(
+        connectors_api,
+        with_(GUIDE_TWILIO, recipients=[{"to": "+46710000001"}], limits={"duplicateWindowMinutes": 10}),
+    )
+    for i in range(3):  # three firings of the same alarm, within minutes
+        frozen_clock.append(frozen_clock[0] + timedelta(minutes=i))
+        assert sender({"connectorId": connector, "message": "Door open", "actionId": f"door-{i}"}) == []
+    assert sender({"connectorId": connector, "message": "Door closed", "actionId": "door-x"}) == []
+    frozen_clock.append(frozen_clock[0] + timedelta(minutes=11))
+    assert sender({"connectorId": connector, "message": "Door open", "actionId": "door-later"}) == []
+    assert [r.fields["text"] for r in sim.sent()] == ["Door open", "Door closed", "Door open"]
+    assert stats.read(connector)["totalSuppressed"] == 2
+
+
+def test_the_monthly_budget_warns_before_and_stops_at_the_budget(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, pipeline: Any, frozen_clock: list[datetime]
+) -> None:
+    make(connectors_api, EMAIL)
+    connector = make(
+        connectors_api,
+        with_(
+            GUIDE_46ELKS,
+            recipients=[{"to": "+46710000001", "backupEmail": "ops@example.com"}],
+            limits={"monthlySegmentBudget": 10},
+        ),
+    )
+    for i in range(12):
+        pipeline.enqueue({"connectorId": connector, "message": f"Reading {i}", "actionId": f"b{i}"})
+        pipeline.run()
+    assert len(sim.sent()) == 10
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalSuppressed"], figures["segmentsThisMonth"]) == (10, 2, 10)
+    codes = [e["errorCode"] for e in log_entries(connector)]
+    assert sorted(codes) == ["limit_budget", "limit_budget_warning"]
+    warning = next(e for e in log_entries(connector) if e["errorCode"] == "limit_budget_warning")
+    assert "80 % of this month's 10" in warning["message"]
+    assert "budget of 10 segments is used up" in figures["lastError"]["message"]
+    # the alert still reaches the person: by email
+    assert len(sent_emails()) == 2
+
+
+def test_an_opted_out_recipient_is_skipped_and_emailed_until_cleared(
+    connectors_api: Api, pipeline: Any, sim: ProviderSimulator
+) -> None:
+    make(connectors_api, EMAIL)
+    team = [{"to": "+46710000001"}, {"to": "+46700000002", "backupEmail": "stopped@example.com"}]
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=team))
+    # The provider refuses the second one: it replied STOP
+    pipeline.enqueue({"connectorId": connector, "message": "First", "actionId": "s1"})
+    pipeline.run()
+    _status, shown = connectors_api("GET", f"/connectors/{connector}")
+    assert [r.get("optedOut") for r in shown["recipients"]] == [None, True]
+    calls_before = len(sim.received("twilio"))
+    # Later sends skip it, count it as suppressed, and email instead
+    pipeline.enqueue({"connectorId": connector, "message": "Second", "actionId": "s2"})
+    pipeline.run()
+    assert len(sim.received("twilio")) == calls_before + 1  # only the first recipient
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalFails"], figures["totalSuppressed"]) == (2, 1, 1)
+    assert [e.body.split("\n")[0] for e in sent_emails()] == ["First", "Second"]
+    # A PUT that leaves optedOut out keeps it; one that says false clears it
+    body = with_(GUIDE_TWILIO, recipients=team)
+    assert connectors_api("PUT", f"/connectors/{connector}", body)[1]["recipients"][1]["optedOut"] is True
+    cleared = with_(GUIDE_TWILIO, recipients=[team[0], team[1] | {"optedOut": False}])
+    assert connectors_api("PUT", f"/connectors/{connector}", cleared)[1]["recipients"][1].get("optedOut") is None
+    pipeline.enqueue({"connectorId": connector, "message": "Third", "actionId": "s3"})
+    pipeline.run()
+    assert len(sim.received("twilio")) == calls_before + 3  # tried again (and refused again)
+
+
+def test_limits_are_validated_shown_and_editable(connectors_api: Api) -> None:
+    status, answer = connectors_api(
+        "POST",
+        "/connectors",
+        with_(GUIDE_46ELKS, recipients=[{"to": "+46710000001"}], limits={"maxPerRecipientPerHour": 0}),
+    )
+    assert status == 422 and answer["detail"][0]["field"] == "limits.maxPerRecipientPerHour"
+    status, answer = connectors_api(
+        "POST", "/connectors", with_(GUIDE_46ELKS, recipients=[{"to": "+46710000001"}], limits={"perDay": 3})
+    )
+    assert status == 422 and answer["detail"][0]["field"] == "limits.perDay"
+    body = with_(GUIDE_46ELKS, recipients=[{"to": "+46710000001"}], limits={"duplicateWindowMinutes": 5})
+    status, created = connectors_api("POST", "/connectors", body)
+    assert status == 201 and created["limits"] == {
+        "duplicateWindowMinutes": 5,
+        "maxPerRecipientPerHour": None,
+        "monthlySegmentBudget": None,
+    }
+    body["limits"] = {"monthlySegmentBudget": 1000}
+    assert connectors_api("PUT", f"/connectors/{created['id']}", body)[1]["limits"]["monthlySegmentBudget"] == 1000
+    del body["limits"]
+    assert connectors_api("PUT", f"/connectors/{created['id']}", body)[1]["limits"] is None
+
+
+def test_limits_cost_one_aws_call_per_batch_and_nothing_without_them(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator
+) -> None:
+    team = [{"to": f"+4671000{i:04d}"} for i in range(3)]
+    plain = make(connectors_api, with_(GUIDE_46ELKS, name="plain", recipients=team))
+    limits_on = {"maxPerRecipientPerHour": 50, "duplicateWindowMinutes": 5, "monthlySegmentBudget": 1000}
+    limited = make(connectors_api, with_(GUIDE_46ELKS, name="limited", recipients=team, limits=limits_on))
+    calls: list[str] = []
+    aws.client("dynamodb").meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    for connector, expected in ((plain, 3), (limited, 4)):
+        calls.clear()
+        bodies = [{"connectorId": connector, "message": f"m{i}", "actionId": f"{connector}-{i}"} for i in range(10)]
+        assert sender(*bodies) == []  # 30 SMS
+        assert len(calls) == expected, calls  # read, claim, [limits], record
