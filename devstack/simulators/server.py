@@ -343,8 +343,8 @@ class ProviderSimulator:
             with self._lock:
                 failing = self._random.random() < self.lookup_fault_rate
             if failing:
-                provider = next((n for prefix, n in _PREFIXES if request.path.lower().startswith(prefix)), "unknown")
-                self.record(provider, request, {}, status=503).answer = "lookup_failed"
+                name = next((n for prefix, n in _PREFIXES if request.path.lower().startswith(prefix)), "unknown")
+                self.record(name, request, {}, status=503).answer = "lookup_failed"
                 return Reply.html(503, "<html><body><h1>503 Service Unavailable</h1></body></html>")
         for provider in self._providers:
             reply = provider.handle(request)
