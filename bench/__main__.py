@@ -67,7 +67,8 @@ def cold_init(runs: int) -> list[Row]:
             f"import sys, time; sys.path.append({str(LAYER)!r}); t = time.perf_counter()\n"
             "import importlib.util\n"
             f"spec = importlib.util.spec_from_file_location('app', {str(module)!r})\n"
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            # registered before it runs, as Lambda's import does (a dataclass looks its module up)
+            "m = importlib.util.module_from_spec(spec); sys.modules['app'] = m; spec.loader.exec_module(m)\n"
             "from sms_connector import aws\n"
             f"[aws.client(s) for s in {clients!r}]\n"
             "print(time.perf_counter() - t)"
