@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import BaseModel
 
 from .config import settings
-from .errors import Conflict, Forbidden, InvalidField, NotFound
+from .errors import Conflict, Forbidden, InvalidField, NotFound, ProviderUnavailable
 from .models import NOT_AN_OBJECT, PROVIDERS, UNION_TAGS, UNKNOWN_PROVIDER, ErrorBody, GatewayErrorBody
 
 MAX_BODY_BYTES = 64 * 1024
@@ -50,12 +50,19 @@ ERROR_RESPONSES: dict[int, Any] = {
 }
 
 
-def responses(status: int, description: str) -> dict[int, Any]:
-    """A route's documented answers: its success (schema from the return type) and the errors."""
+# Answers of the routes that ask a provider (a credential check).
+PROVIDER_RESPONSES: dict[int, Any] = {
+    503: _error_response("The provider could not be reached or did not answer; nothing was saved"),
+}
+
+
+def responses(status: int, description: str, *, provider: bool = False) -> dict[int, Any]:
+    """A route's documented answers: its success (schema from the return type) and the errors;
+    `provider`: also the 503 of a provider that could not be asked."""
     success: dict[str, Any] = {"description": description}
     if status == 204:
         success["content"] = {}
-    return {status: success, **ERROR_RESPONSES}
+    return {status: success, **ERROR_RESPONSES, **(PROVIDER_RESPONSES if provider else {})}
 
 
 def _json(status: HTTPStatus, body: dict[str, Any]) -> Response:
@@ -129,6 +136,12 @@ def _register_errors(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(Forbidden)
     def _forbidden(exc: Forbidden) -> Response:
         return _error(HTTPStatus.FORBIDDEN, str(exc))
+
+    @app.exception_handler(ProviderUnavailable)
+    def _provider_unavailable(exc: ProviderUnavailable) -> Response:
+        answer = _error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+        answer.headers["Retry-After"] = "30"
+        return answer
 
     @app.exception_handler(Conflict)
     def _conflict(exc: Conflict) -> Response:

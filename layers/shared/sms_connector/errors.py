@@ -28,3 +28,7 @@ class InvalidField(DomainError):
 
 class Conflict(DomainError):
     pass
+
+
+class ProviderUnavailable(DomainError):
+    """The provider could not be asked (no connection, no answer, a 5xx): a 503, never a pass."""

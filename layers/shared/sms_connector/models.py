@@ -12,6 +12,7 @@ from pydantic import (
     Discriminator,
     EmailStr,
     Field,
+    StrictBool,
     StringConstraints,
     Tag,
     field_validator,
@@ -152,6 +153,11 @@ class _SmsFields(Strict):
     name: Name
     recipients: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     emailConnectorId: ConnectorId | None = None
+    verify: StrictBool = Field(
+        default=False,
+        description="check the credentials with the provider first, and save nothing if it rejects them "
+        "(422 on credentials) or cannot be reached (503); not stored",
+    )
 
     @field_validator("recipients")
     @classmethod
@@ -301,6 +307,15 @@ class SendResult(BaseModel):
 
 class TestSendOut(BaseModel):
     results: list[SendResult]
+
+
+class VerifyOut(BaseModel):
+    ok: bool = Field(description="the provider accepted the stored credentials")
+    detail: str = Field(description="the provider's verdict in words a user can act on")
+    balance: str | None = Field(
+        default=None, description="the account's balance as a decimal string; null when the provider gives none"
+    )
+    currency: str | None = Field(default=None, description="ISO 4217 currency of the balance")
 
 
 # --- errors -------------------------------------------------------------------------------
