@@ -123,3 +123,28 @@ def test_twilio_price_arrives_with_the_final_receipt(
     assert deliver(final) == 200
     assert len(sim.received("twilio", method="GET")) == 1
     assert costs(panel(stats_api, connector)) == [(Decimal("0.015"), "USD")]
+
+
+def test_an_sms_whose_answer_was_lost_is_priced_when_its_receipt_says_it_went(
+    connectors_api: Api, stats_api: Api, sim: ProviderSimulator, sender: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio took the SMS, the answer was lost and no look-up could tell (UNKNOWN); its final
+    receipt settles it, and Twilio billed it: the price counts like any other."""
+    from sms_connector.providers import base
+
+    monkeypatch.setenv("PUBLIC_API_URL", "https://receipts.example.com")
+    monkeypatch.setenv("PROVIDER_READ_TIMEOUT", "0.3")
+    config.reset()
+    base.reset()
+    sim.receipts, sim.receipt_delay, sim.hang_seconds = "hold", 0.05, 0.6
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=ONE))
+    sim.script("twilio", "accept_then_hang")
+    sim.lookup_fault_rate = 1.0
+    assert sender({"connectorId": connector, "message": "Door open"}) == []
+    assert panel(stats_api, connector)["totalUnknown"] == 1
+    sim.lookup_fault_rate = 0.0
+    _, final = held(sim, 2)
+    assert final.event == "delivered" and deliver(final) == 200
+    figures = panel(stats_api, connector)
+    assert (figures["totalUnknown"], figures["totalDelivered"]) == (1, 1)
+    assert costs(figures) == [(Decimal("0.0075"), "USD")]
