@@ -102,3 +102,24 @@ def test_another_tenant_sees_nothing(local: Local) -> None:
 def test_swagger_ui_is_served(local: Local) -> None:
     status, page = local.call("GET", "/swagger", token=None)
     assert status == 200 and "swagger-ui" in page
+
+
+@pytest.mark.parametrize("provider", ["46elks", "telnyx", "twilio"])
+def test_the_demo_connectors_credentials_verify_over_http(local: Local, provider: str) -> None:
+    connector = local.state["demoConnectors"][provider]
+    status, answer = local.call("POST", f"/connectors/{connector}/verify")
+    assert status == 200 and answer["ok"] is True, answer
+    assert answer["balance"] and answer["currency"]
+
+
+def test_preview_over_http_needs_a_token_and_no_connector(local: Local) -> None:
+    status, answer = local.call("POST", "/preview", {"message": "Ça va? 20 €", "provider": "telnyx"})
+    assert status == 200
+    assert answer == {
+        "encoding": "UCS-2",
+        "characters": 11,
+        "segments": 1,
+        "tooLong": False,
+        "ucs2Characters": ["Ç", "€"],
+    }
+    assert local.call("POST", "/preview", {"message": "hi"}, token=None)[0] == 401

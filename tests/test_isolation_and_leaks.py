@@ -27,6 +27,7 @@ def test_every_route_with_another_tenants_token_is_404_and_changes_nothing(conne
     calls = [
         ("ConnectorsFunction", "GET", f"/connectors/{connector}", None),
         ("ConnectorsFunction", "PUT", f"/connectors/{connector}", with_(GUIDE_46ELKS, name="hijacked")),
+        ("ConnectorsFunction", "POST", f"/connectors/{connector}/verify", None),
         ("ConnectorsFunction", "DELETE", f"/connectors/{connector}", None),
         ("SendApiFunction", "POST", f"/connectors/{connector}/test", {"message": "hi"}),
         ("StatsFunction", "GET", f"/connectors/{connector}/stats", None),
@@ -100,12 +101,16 @@ def test_no_secret_value_leaks(connectors_api: Api, pipeline: Any, sim: Any, log
         pipeline.enqueue({"connectorId": connector, "message": f"alarm via {provider}"})
         call(send_api, "POST", f"/connectors/{connector}/test", {})
     pipeline.run()
+    # The Twilio account takes the rotated token now: its account answer (verify) carries it
+    sim.add_twilio_account("AC" + "7" * 32, ROTATED["twilio"]["authToken"])
     for connector in ids.values():
         call(connectors_api, "GET", f"/connectors/{connector}")
+        call(connectors_api, "POST", f"/connectors/{connector}/verify")  # Twilio's answer holds the token
         call(stats_api, "GET", f"/connectors/{connector}/stats")
         call(stats_api, "GET", f"/connectors/{connector}/logs")
     call(connectors_api, "GET", "/connectors")
     assert any(r.status == 401 for r in sim.received("twilio"))  # the scenario did exercise a failure
+    assert any(r.path.endswith(".json") and r.status == 200 for r in sim.received("twilio", method="GET"))
     # Then no secret value is in any answer, log line, DynamoDB item or queue message
     secrets = [
         v

@@ -77,6 +77,18 @@ def test_the_page_function_has_no_aws_permissions() -> None:
     assert page["MemorySize"] <= 256
 
 
+def test_the_preview_function_has_no_aws_permissions() -> None:
+    preview = template.resources("AWS::Serverless::Function")["PreviewFunction"]["Properties"]
+    assert "Policies" not in preview and "Role" not in preview
+
+
+def test_the_connectors_function_has_time_for_a_credential_check() -> None:
+    # Twilio's check is two calls of connect 3 s + read 10 s (the default PROVIDER_READ_TIMEOUT)
+    connectors = template.functions()["ConnectorsFunction"]
+    assert ("POST", "/connectors/{connectorId}/verify") in [(m, p) for m, p, _ in connectors.routes]
+    assert 2 * (3 + 10) < connectors.timeout <= 29
+
+
 def test_observability_is_shipped() -> None:
     resources = template.load()["Resources"]
     functions = template.resources("AWS::Serverless::Function")

@@ -51,12 +51,19 @@ ERROR_RESPONSES: dict[int, Any] = {
 }
 
 
-def responses(status: int, description: str) -> dict[int, Any]:
-    """A route's documented answers: its success (schema from the return type) and the errors."""
+# Answers of the routes that ask a provider (a credential check).
+PROVIDER_RESPONSES: dict[int, Any] = {
+    503: _error_response("The provider could not be reached or did not answer; nothing was saved"),
+}
+
+
+def responses(status: int, description: str, *, provider: bool = False) -> dict[int, Any]:
+    """A route's documented answers: its success (schema from the return type) and the errors;
+    `provider`: also the 503 of a provider that could not be asked."""
     success: dict[str, Any] = {"description": description}
     if status == 204:
         success["content"] = {}
-    return {status: success, **ERROR_RESPONSES}
+    return {status: success, **ERROR_RESPONSES, **(PROVIDER_RESPONSES if provider else {})}
 
 
 def _json(status: HTTPStatus, body: dict[str, Any]) -> Response:
@@ -143,7 +150,9 @@ def _register_errors(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(Unavailable)
     def _unavailable(exc: Unavailable) -> Response:
-        return _error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+        answer = _error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+        answer.headers["Retry-After"] = "30"
+        return answer
 
     @app.not_found
     def _no_route(exc: Exception) -> Response:

@@ -9,10 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import clock, connector_store, credentials, dynamo, ids, senders, stats
+from . import clock, connector_store, credentials, dynamo, health, ids, senders, stats
 from .config import settings
 from .errors import InvalidField, NotFound
-from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector
+from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector, VerifyOut
+from .providers.base import AccountCheck, amount_text
 from .receipts import PREVIOUS_TOKEN_FIELD, PREVIOUS_UNTIL_FIELD, TOKEN_FIELD
 
 _ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
@@ -68,13 +69,17 @@ def receipts_on(record: dict[str, Any]) -> bool:
     return record.get("provider") != "telnyx" or bool(record.get("webhookPublicKey"))
 
 
-def create(tenant_id: str, body: BaseModel) -> ConnectorOut:
+def create(tenant_id: str, body: BaseModel, deadline: float) -> ConnectorOut:
+    """Store a new connector; with `"verify": true` only once its provider accepted the
+    credentials (checked before anything is saved, within `deadline`: time.monotonic())."""
     now = clock.iso(clock.now())
     record = _settings(tenant_id, body) | {"id": ids.ulid(), "tenantId": tenant_id, "createdAt": now, "updatedAt": now}
+    checked = None
     if record["type"] == "sms":
         _keep_opt_outs(record["recipients"], [])
     if record["type"] == "sms":
         values = body.credentials.model_dump()  # type: ignore[attr-defined]
+        checked = _verified(record, values, body, deadline)
         stored = values | ({TOKEN_FIELD: new_token()} if record["provider"] == "46elks" else {})
         record["secretArn"], record["secretVersion"] = credentials.create(record["id"], tenant_id, stored)
         record["publicCredentials"] = _public(record["provider"], values)
@@ -84,6 +89,8 @@ def create(tenant_id: str, body: BaseModel) -> ConnectorOut:
         if "secretArn" in record:  # don't leave a secret behind for a connector that does not exist
             credentials.delete(record["secretArn"])
         raise
+    if checked:
+        health.remember(record, checked)
     return show(record)
 
 
@@ -93,7 +100,9 @@ def list_page(tenant_id: str, connector_type: str | None, limit: int, token: str
     return ConnectorPage(items=[show(r) for r in records], nextToken=dynamo.encode_token(last))
 
 
-def replace(tenant_id: str, connector_id: str, body: BaseModel) -> ConnectorOut:
+def replace(tenant_id: str, connector_id: str, body: BaseModel, deadline: float) -> ConnectorOut:
+    """Replace a connector's settings; with `"verify": true` only once its provider accepted the
+    credentials as they will be (nothing changes otherwise)."""
     stored = get(tenant_id, connector_id)
     changes = _settings(tenant_id, body)
     if changes["type"] != stored["type"]:
@@ -102,15 +111,41 @@ def replace(tenant_id: str, connector_id: str, body: BaseModel) -> ConnectorOut:
     if changes["type"] == "sms":
         _keep_opt_outs(changes["recipients"], stored.get("recipients", []))
     record |= changes | {"updatedAt": clock.iso(clock.now())}
+    checked = None
     if record["type"] == "sms":
         values = _merged_credentials(stored, record["provider"], getattr(body, "credentials", None))
+        checked = _verified(record, values, body, deadline)
+        if not checked and _same_account(stored, record, values):
+            _keep(stored, record, health.CURRENCY_FIELD)
         secret = credentials.read(stored["secretArn"], stored["secretVersion"])
         if values != {k: v for k, v in secret.items() if not k.startswith("_")}:
             record["secretVersion"] = credentials.replace(stored["secretArn"], values | _renewed_token(record, secret))
         record["publicCredentials"] = _public(record["provider"], values)
     if not connector_store.replace(record):
         raise NotFound()
+    if checked:
+        health.remember(record, checked)
     return show(record)
+
+
+def verify(tenant_id: str, connector_id: str, deadline: float) -> VerifyOut:
+    """Check a connector's stored credentials with its provider now; keep what the answer
+    teaches (a 46elks account's currency, a low balance as a warning)."""
+    record = get(tenant_id, connector_id)
+    if record["type"] != "sms":
+        raise InvalidField(
+            "connectorId", "is an email connector: only SMS connectors have provider credentials to verify", "path"
+        )
+    secret = credentials.read(record["secretArn"], record["secretVersion"])
+    values = {k: v for k, v in secret.items() if not k.startswith("_")}  # the receipt token is not a credential
+    result = health.check(record["provider"], values, deadline)
+    health.remember(record, result)
+    return VerifyOut(
+        ok=result.ok,
+        detail=health.detail(record["provider"], result),
+        balance=amount_text(result.balance) if result.balance is not None else None,
+        currency=result.currency if result.balance is not None else None,
+    )
 
 
 def delete(tenant_id: str, connector_id: str) -> None:
@@ -204,6 +239,29 @@ def _renewed_token(record: dict[str, Any], secret: dict[str, str]) -> dict[str, 
         until = time.time() + settings().receipt_deadline_minutes * 60 + 3600
         fields |= {PREVIOUS_TOKEN_FIELD: secret[TOKEN_FIELD], PREVIOUS_UNTIL_FIELD: str(int(until))}
     return fields
+
+
+def _verified(record: dict[str, Any], values: dict[str, str], body: BaseModel, deadline: float) -> AccountCheck | None:
+    """The provider's verdict when the body asks for one (refused: 422, unreachable: 503)."""
+    if not getattr(body, "verify", False):
+        return None
+    result = health.require_accepted(record["provider"], values, deadline)
+    if record["provider"] == "46elks" and result.currency:
+        record[health.CURRENCY_FIELD] = result.currency
+    return result
+
+
+def _same_account(stored: dict[str, Any], record: dict[str, Any], values: dict[str, str]) -> bool:
+    """Whether a PUT leaves the connector on the same provider account (46elks: same username)."""
+    if stored.get("provider") != record["provider"]:
+        return False
+    shown = stored.get("publicCredentials") or {}
+    return all(shown.get(k) == values.get(k) for k in PUBLIC_CREDENTIAL_FIELDS[record["provider"]])
+
+
+def _keep(stored: dict[str, Any], record: dict[str, Any], field: str) -> None:
+    if stored.get(field) is not None:
+        record[field] = stored[field]
 
 
 def _public(provider: str, values: dict[str, str]) -> dict[str, str]:

@@ -40,3 +40,7 @@ class TooManyRequests(DomainError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ProviderUnavailable(Unavailable):
+    """The provider could not be asked (no connection, no answer, a 5xx): a 503, never a pass."""

@@ -12,13 +12,14 @@ from pydantic import (
     Discriminator,
     EmailStr,
     Field,
+    StrictBool,
     StringConstraints,
     Tag,
     field_validator,
 )
 
 from .phone import E164, normalise_e164
-from .text import Message, clean_line, not_blank
+from .text import Message, clean_line, clean_message, not_blank
 
 MAX_RECIPIENTS = 100
 PROVIDERS = ("46elks", "telnyx", "twilio")
@@ -175,6 +176,11 @@ class _SmsFields(Strict):
     recipients: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     emailConnectorId: ConnectorId | None = None
     limits: Limits | None = None
+    verify: StrictBool = Field(
+        default=False,
+        description="check the credentials with the provider first, and save nothing if it rejects them "
+        "(422 on credentials) or cannot be reached (503); not stored",
+    )
 
     @field_validator("recipients")
     @classmethod
@@ -325,6 +331,44 @@ class SendResult(BaseModel):
 
 class TestSendOut(BaseModel):
     results: list[SendResult]
+
+
+class VerifyOut(BaseModel):
+    ok: bool = Field(description="the provider accepted the stored credentials")
+    detail: str = Field(description="the provider's verdict in words a user can act on")
+    balance: str | None = Field(
+        default=None, description="the account's balance as a decimal string; null when the provider gives none"
+    )
+    currency: str | None = Field(default=None, description="ISO 4217 currency of the balance")
+
+
+# --- preview ------------------------------------------------------------------------------
+
+# Longer than any provider sends, so that a preview can say "too long" rather than refuse.
+PREVIEW_MAX_CHARS = 10_000
+PreviewMessage = Annotated[
+    str, StringConstraints(min_length=1, max_length=PREVIEW_MAX_CHARS), AfterValidator(clean_message)
+]
+
+
+class PreviewIn(Strict):
+    message: PreviewMessage
+    provider: Provider | None = Field(
+        default=None, description="count with this provider's character set and limits; standard GSM 03.38 without"
+    )
+
+
+class PreviewOut(BaseModel):
+    encoding: Literal["GSM-7", "UCS-2"]
+    characters: int = Field(description="characters as a person counts them (code points)")
+    segments: int = Field(description="SMS parts the message is sent as")
+    tooLong: bool = Field(
+        description="more than the provider sends (Twilio and 46elks 1,600 characters, Telnyx 10 parts); "
+        "without a provider, more than the service's 1,600 characters"
+    )
+    ucs2Characters: list[str] = Field(
+        description="the characters that forced UCS-2, each once, in order of appearance; empty for GSM-7"
+    )
 
 
 # --- errors -------------------------------------------------------------------------------

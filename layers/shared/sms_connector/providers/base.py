@@ -8,15 +8,21 @@ How an answer is classified (DESIGN.md, "Outcomes, unknowns and time"):
   key) may be asked again; the others are asked whether the message exists first.
 - `permanent`: this message to this recipient will not go (invalid number, opted out).
 - `config`: the connector itself is wrong (credentials, sender, account); permanent too.
+
+Each adapter also checks an account without sending (`account`, providers.md 9): a verdict
+when the provider judged the credentials, a ProviderError when it could not be asked (no
+connection, no answer, a 5xx, a rate limit, an answer that is not its API's).
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, Protocol
 
 import urllib3
 
@@ -71,6 +77,19 @@ class Accepted:
     currency: str | None = None
 
 
+@dataclass(frozen=True)
+class AccountCheck:
+    """What a provider said about an account, in our words (never a credential in them)."""
+
+    ok: bool  # the credentials work (a trial account's too)
+    detail: str  # why not, or what to know: "the auth token is wrong", "trial account: ..."
+    balance: Decimal | None = None  # as the provider shows it
+    currency: str | None = None  # ISO 4217
+    # what can still pay for SMS, when it differs from the balance (Telnyx: balance + credit limit)
+    available: Decimal | None = None
+    trial: bool = False
+
+
 class ProviderError(Exception):
     def __init__(
         self,
@@ -103,6 +122,12 @@ class Provider(Protocol):
     def lookup(self, credentials: dict[str, str], sms: Outbound, since: datetime) -> Accepted | None:
         """Whether the provider has this SMS, created at or after `since`: found, or None.
         Raises ProviderError when the provider cannot tell."""
+        ...
+
+    def account(self, credentials: dict[str, str], deadline: float) -> AccountCheck:
+        """Check the credentials with the provider's free account endpoint; no call starts that
+        could end after `deadline` (time.monotonic()). Raises ProviderError when the provider
+        could not be asked or did not judge them."""
         ...
 
 
@@ -160,6 +185,53 @@ def request(method: str, url: str, *, headers: dict[str, str], body: bytes | Non
         raise ProviderError(
             "unknown", "no_answer", f"the request was sent but no answer came back ({reason})"
         ) from None
+
+
+def in_time(provider: str, deadline: float) -> None:
+    """Refuse to start a call that could outlast `deadline`."""
+    if time.monotonic() + attempt_budget() > deadline:
+        raise ProviderError("retry", "no_time", f"no time was left to ask {provider} before the request's deadline")
+
+
+def no_verdict(response: urllib3.BaseHTTPResponse) -> ProviderError:
+    """An answer to an account check that says nothing about the credentials (a 5xx, a 429, a
+    proxy's page): the check could not be made."""
+    if response.status == 429:
+        why = "it is rate limiting us"
+    elif response.status >= 500:
+        why = f"it answered {response.status}, a fault on its side"
+    elif 200 <= response.status < 300:
+        why = f"it answered {response.status} with a body that is not its API's answer"
+    else:
+        why = f"it answered {response.status}, which says nothing about the credentials"
+    return ProviderError("unknown", "no_verdict", why)
+
+
+def json_object(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    """The answer's JSON object, or {} when it is something else."""
+    try:
+        answer = json.loads(response.data) if response.data else {}
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def decimal(value: Any) -> Decimal | None:
+    """A provider's decimal string (or number) as a Decimal; None when it is not one."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def amount_text(value: Decimal) -> str:
+    """A money amount for people: at least two decimals, no exponent (`200.00`, `0.0051`)."""
+    if value == value.quantize(Decimal("0.01")):
+        return f"{value:.2f}"
+    return format(value.normalize(), "f")
 
 
 def header_safe(*values: str) -> None:

@@ -2,6 +2,10 @@
 
 46elks has no idempotency key: after a lost answer the message is looked up in the SMS
 history by recipient and matched on sender, text and creation time (providers.md 8.2).
+
+The account check is `GET /a1/me` (providers.md 9): its `balance`, like every 46elks amount,
+is an integer in 1/10000 of the account's `currency`. 46elks documents no refusal for it; a
+401 is taken to mean wrong credentials and a 403 a blocked account.
 """
 
 from __future__ import annotations
@@ -15,7 +19,22 @@ from urllib.parse import urlencode
 import urllib3
 
 from ..config import settings
-from .base import Accepted, Outbound, ProviderError, header_safe, kind_for_status, request, unreadable, wait_hint
+from .base import (
+    Accepted,
+    AccountCheck,
+    Outbound,
+    ProviderError,
+    header_safe,
+    in_time,
+    json_object,
+    kind_for_status,
+    no_verdict,
+    request,
+    unreadable,
+    wait_hint,
+)
+
+UNITS_PER_CURRENCY = 10000  # `cost` and `balance` are in 1/10000 of the account currency
 
 
 class Elks46:
@@ -74,6 +93,25 @@ class Elks46:
                 return _accepted(item)
         return None
 
+    def account(self, credentials: dict[str, str], deadline: float) -> AccountCheck:
+        headers = self._headers(credentials)
+        in_time(self.name, deadline)
+        response = request("GET", self._url("/a1/me"), headers=headers)
+        if response.status == 401:
+            return AccountCheck(False, "the API username or password is wrong (46elks answered 401)")
+        if response.status == 403:
+            return AccountCheck(False, "the account is suspended or blocked (46elks answered 403)")
+        answer = json_object(response)
+        if response.status != 200 or not answer.get("id"):
+            raise no_verdict(response)
+        balance, currency = answer.get("balance"), answer.get("currency")
+        return AccountCheck(
+            True,
+            "the credentials work",
+            balance=Decimal(balance) / UNITS_PER_CURRENCY if isinstance(balance, int) else None,
+            currency=str(currency).upper() if isinstance(currency, str) and currency else None,
+        )
+
 
 def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
     try:
@@ -97,6 +135,6 @@ def _accepted(answer: dict[str, Any]) -> Accepted:
         message_id=str(answer["id"]),
         segments=int(parts) if isinstance(parts, int) and parts > 0 else None,
         # 1/10000 of the account's currency, which the answer does not name (providers.md 1.4)
-        cost=str(Decimal(int(cost)) / 10000) if isinstance(cost, int) else None,
+        cost=str(Decimal(int(cost)) / UNITS_PER_CURRENCY) if isinstance(cost, int) else None,
         currency=None,
     )

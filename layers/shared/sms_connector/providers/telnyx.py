@@ -3,6 +3,10 @@
 Every send carries an `Idempotency-Key` (the SMS's id: the same on every retry and
 redelivery) and byte-identical JSON, so a resend after a lost answer cannot text twice:
 Telnyx replays the first success for 24 hours (providers.md 2.11).
+
+The account check is `GET /v2/balance` (providers.md 9): decimal strings, `available_credit`
+being the balance plus the credit limit; a wrong key is 401 + 10009, a key whose account may
+not act 403 + 10010.
 """
 
 from __future__ import annotations
@@ -14,7 +18,22 @@ from typing import Any
 import urllib3
 
 from ..config import settings
-from .base import Accepted, Kind, Outbound, ProviderError, header_safe, kind_for_status, request, unreadable, wait_hint
+from .base import (
+    Accepted,
+    AccountCheck,
+    Kind,
+    Outbound,
+    ProviderError,
+    decimal,
+    header_safe,
+    in_time,
+    json_object,
+    kind_for_status,
+    no_verdict,
+    request,
+    unreadable,
+    wait_hint,
+)
 
 # Telnyx codes that mean the connector, not the recipient, is wrong (providers.md 5.2).
 _CONFIG_CODES = {"10009", "10010", "40013"}
@@ -26,15 +45,13 @@ class Telnyx:
     name = "telnyx"
     idempotent = True
 
-    def send(self, credentials: dict[str, str], sms: Outbound) -> Accepted:
+    def _headers(self, credentials: dict[str, str]) -> dict[str, str]:
         key = credentials["apiKey"]
         header_safe(key)
-        headers = {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "Idempotency-Key": sms.sms_id,
-        }
+        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+
+    def send(self, credentials: dict[str, str], sms: Outbound) -> Accepted:
+        headers = self._headers(credentials) | {"Content-Type": "application/json", "Idempotency-Key": sms.sms_id}
         fields = {"from": sms.sender, "to": sms.to, "text": sms.text}
         if sms.callback_url:
             fields["webhook_url"] = sms.callback_url
@@ -66,6 +83,31 @@ class Telnyx:
         # Telnyx lists no messages by recipient, and its detail records carry no text
         # (providers.md 8.3): without the lost id it cannot tell.
         raise ProviderError("unknown", "no_lookup", "Telnyx cannot look a message up without its id")
+
+    def account(self, credentials: dict[str, str], deadline: float) -> AccountCheck:
+        headers = self._headers(credentials)
+        in_time("Telnyx", deadline)
+        response = request("GET", f"{settings().telnyx_api_url.rstrip('/')}/v2/balance", headers=headers)
+        answer = json_object(response)
+        errors = answer.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        code = str(first.get("code") or "")
+        code = code if code.isdigit() else str(response.status)
+        if response.status == 401:
+            return AccountCheck(False, f"the API key is wrong or was deleted (Telnyx {code})")
+        if response.status == 403:
+            return AccountCheck(False, f"the account is suspended or may not use the API (Telnyx {code})")
+        data = answer.get("data")
+        if response.status != 200 or not isinstance(data, dict):
+            raise no_verdict(response)
+        currency = data.get("currency")
+        return AccountCheck(
+            True,
+            "the credentials work",
+            balance=decimal(data.get("balance")),
+            currency=str(currency).upper() if isinstance(currency, str) and currency else None,
+            available=decimal(data.get("available_credit")),
+        )
 
 
 def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:

@@ -2,11 +2,17 @@
 
 Twilio has no idempotency key on Messages (providers.md 5.3): after a lost answer the message
 is looked up by To and From and matched on its body and creation time (providers.md 8.1).
+
+The account check is `GET .../Accounts/{sid}.json` (`status` active/suspended/closed, `type`
+Trial/Full), then `.../Balance.json` for the money (providers.md 9). A wrong token is 401 +
+20003, and so is a suspended or closed account: Twilio does not tell them apart. The account
+answer carries the auth token: only `status` and `type` are read from it, and it goes nowhere.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -16,7 +22,23 @@ from urllib.parse import quote, urlencode
 import urllib3
 
 from ..config import settings
-from .base import Accepted, Kind, Outbound, ProviderError, header_safe, kind_for_status, request, unreadable, wait_hint
+from .base import (
+    Accepted,
+    AccountCheck,
+    Kind,
+    Outbound,
+    ProviderError,
+    attempt_budget,
+    decimal,
+    header_safe,
+    in_time,
+    json_object,
+    kind_for_status,
+    no_verdict,
+    request,
+    unreadable,
+    wait_hint,
+)
 
 # providers.md 3.6: codes that mean the connector or account is wrong, and the queue-full
 # code that clears by itself.
@@ -93,6 +115,53 @@ class Twilio:
             return None
         answer = _json(response)
         return _accepted(answer) if response.status == 200 and answer.get("sid") else None
+
+    def account(self, credentials: dict[str, str], deadline: float) -> AccountCheck:
+        base, headers = self._account(credentials)
+        in_time("Twilio", deadline)
+        response = request("GET", f"{base}.json", headers=headers)
+        answer = json_object(response)
+        code = answer.get("code") if isinstance(answer.get("code"), int) else None
+        if response.status == 401:
+            return AccountCheck(
+                False,
+                f"the Account SID or auth token is wrong, or the account is suspended or closed (Twilio {code or 401})",
+            )
+        if response.status == 404:
+            return AccountCheck(False, f"no Twilio account has this Account SID (Twilio {code or 404})")
+        if response.status == 403:
+            return AccountCheck(False, f"this account may not be used with these credentials (Twilio {code or 403})")
+        status, kind = answer.get("status"), answer.get("type")
+        if response.status != 200 or not isinstance(status, str):
+            raise no_verdict(response)
+        if status != "active":
+            return AccountCheck(
+                False, f"the account is {status}" if status in ("suspended", "closed") else "the account is not active"
+            )
+        balance, currency = self._balance(base, headers, deadline)
+        trial = kind == "Trial"
+        return AccountCheck(
+            True,
+            "trial account: can text verified numbers only" if trial else "the credentials work",
+            balance=balance,
+            currency=currency,
+            trial=trial,
+        )
+
+    def _balance(self, base: str, headers: dict[str, str], deadline: float) -> tuple[Decimal | None, str | None]:
+        """The account's balance, when Twilio gives one (child accounts have none) in time; the
+        verdict does not depend on it."""
+        if time.monotonic() + attempt_budget() > deadline:
+            return None, None
+        try:
+            response = request("GET", f"{base}/Balance.json", headers=headers)
+        except ProviderError:
+            return None, None
+        answer = json_object(response)
+        currency = answer.get("currency")
+        if response.status != 200 or decimal(answer.get("balance")) is None:
+            return None, None
+        return decimal(answer.get("balance")), str(currency).upper() if isinstance(currency, str) and currency else None
 
 
 def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:

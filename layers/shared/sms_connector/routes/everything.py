@@ -5,10 +5,10 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from ..api import create_app, enable_swagger
-from . import connectors, sending, stats
+from . import connectors, preview, sending, stats
 
 
 def full_app() -> APIGatewayHttpResolver:
-    app = create_app(connectors.router, sending.router, stats.router)
+    app = create_app(connectors.router, sending.router, stats.router, preview.router)
     enable_swagger(app)
     return app

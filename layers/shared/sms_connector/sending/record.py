@@ -604,7 +604,9 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
         owes_email = state == STATE_SENT and record.get("kind", "rule") == "rule" and bool(record.get("backupEmail"))
         if owes_email:
             sets["emailState"] = "due"
-    if report.cost is not None and not record.get("costCounted") and state == STATE_SENT:
+    # What the provider billed counts once, also for an SMS whose answer was lost (UNKNOWN):
+    # its receipt shows it went, and the price is the provider's.
+    if report.cost is not None and not record.get("costCounted"):
         delta.add_cost(report.cost, report.currency)
         sets["costCounted"] = True
     return Change(
