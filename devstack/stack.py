@@ -20,6 +20,7 @@ from .pollers import QueuePoller, Schedule
 from .simulators import ProviderSimulator
 
 REGION = "eu-north-1"
+LOCAL_OVERRIDES = ("TEST_SENDS_PER_HOUR", "PROVIDER_READ_TIMEOUT", "RECEIPT_DEADLINE_MINUTES", "SEND_CONCURRENCY")
 DEMO_TENANT = "demo"
 # The template's EmailIdentity parameter, locally: a domain, so any address @example.com sends.
 LOCAL_EMAIL_IDENTITY = "example.com"
@@ -133,6 +134,8 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines are for CloudWatch; locally they are noise
             "POWERTOOLS_LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         }
+        # Settings a developer (or a test) may set in the environment of `make run` itself.
+        environment |= {name: os.environ[name] for name in LOCAL_OVERRIDES if name in os.environ}
         os.environ.update(environment)
         mount_layers()
         from sms_connector import aws, config

@@ -142,7 +142,21 @@ def test_enqueue_refuses_what_the_sender_would(
 
 @pytest.mark.e2e
 def test_enqueue_prints_the_action_id_it_used(local: Local, state_env: dict[str, str]) -> None:
-    connector = local.state["demoConnectors"]["telnyx"]
+    # A connector of its own whose second recipient always fails (an invalid number)
+    status, created = local.call(
+        "POST",
+        "/connectors",
+        {
+            "type": "sms",
+            "name": "enqueue ids",
+            "provider": "telnyx",
+            "credentials": {"apiKey": "KEY_demo"},
+            "from": "+46700000100",
+            "recipients": [{"to": "+46710000001"}, {"to": "+46700000001"}],
+        },
+    )
+    assert status == 201, created
+    connector = created["id"]
     given = cli("enqueue", connector, "Freezer door open", "--action-id", "fire-1", env=state_env)
     assert given.returncode == 0, given.stderr
     assert given.stdout.startswith("queued rule action fire-1 for connector ")

@@ -55,8 +55,8 @@ def test_faults_lose_nothing_and_duplicate_nothing(
     # SES refuses this sender (an SES fault: a suppressed or paused sender)
     from sms_connector import aws
 
-    def reject(params: Any, **_: Any) -> Any:
-        if params.get("FromEmailAddress") == "rejected@example.com":
+    def reject(params: Any, **_: Any) -> Any:  # `params`: the HTTP request SES would get
+        if b"rejected@example.com" in bytes(params.get("body") or b""):
             return _ses_error("MessageRejected", "Email address is on the suppression list")
         return None
 
@@ -114,21 +114,35 @@ def test_faults_lose_nothing_and_duplicate_nothing(
     emails = Counter((e.destinations["ToAddresses"][0], e.body.split("\n")[0]) for e in sent_emails())
     assert max(emails.values(), default=1) == 1, "a fallback email went out twice"
     from sms_connector.masking import number as mask
+    from sms_connector.sending import record
+
+    def state(i: int, to: str) -> str:
+        return str((record.read(record.sms_id(connectors[i % 3], f"soak-{i}", to)) or {}).get("state"))
 
     lost = []
+    suppressed: Counter[str] = Counter()
     for i in valid:
         for member in TEAM:
+            skipped = state(i, member["to"]) == record.SUPPRESSED  # the opted-out one, once marked
+            suppressed[member["to"]] += skipped
             outcomes = [
                 taken[(f"soak {i}", member["to"])] == 1 and not unknown[(f"soak-{i}", mask(member["to"]))],
                 failed[(f"soak-{i}", mask(member["to"]))] == 1,
                 unknown[(f"soak-{i}", mask(member["to"]))] == 1,
+                skipped,
             ]
             if sum(outcomes) != 1:  # none, or more than one
                 lost.append((i, member["to"], outcomes))
     assert lost == []
-    # Backups: every failed or unknown recipient with a backup email got it, or its rejection is logged
+    assert {to for to, n in suppressed.items() if n} <= {TEAM[2]["to"]}  # only the opted-out one is skipped
+    # Backups: every failed, unknown or skipped (opted-out) recipient with a backup email got
+    # it, or its rejection is logged
     owed = sum(
-        1 for i in valid if failed[(f"soak-{i}", mask(TEAM[2]["to"]))] or unknown[(f"soak-{i}", mask(TEAM[2]["to"]))]
+        1
+        for i in valid
+        if failed[(f"soak-{i}", mask(TEAM[2]["to"]))]
+        or unknown[(f"soak-{i}", mask(TEAM[2]["to"]))]
+        or state(i, TEAM[2]["to"]) == record.SUPPRESSED
     )
     assert len(emails) + fallback_failed == owed
     # Counters equal what the simulator took, and the failures logged
@@ -137,6 +151,7 @@ def test_faults_lose_nothing_and_duplicate_nothing(
     assert sum(f["totalSent"] for f in figures) == taken_and_known
     assert sum(f["totalFails"] for f in figures) == sum(failed.values())
     assert sum(f["totalUnknown"] for f in figures) == sum(unknown.values())
+    assert sum(f["totalSuppressed"] for f in figures) == sum(suppressed.values())
     assert sum(f["fallbackEmailsSent"] for f in figures) == len(emails)
     dead = drain_dlq(pipeline.send_dlq)
     assert len(dead) == malformed and drain_dlq(pipeline.fallback_dlq) == []
@@ -153,6 +168,7 @@ def test_faults_lose_nothing_and_duplicate_nothing(
                 "sent": sum(f["totalSent"] for f in figures),
                 "failedLogged": sum(failed.values()),
                 "unknown": sum(unknown.values()),
+                "suppressedOptedOut": sum(suppressed.values()),
                 "unknownButTaken": sum(
                     1
                     for i in valid

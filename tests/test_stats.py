@@ -72,18 +72,22 @@ def test_a_known_mix_gives_exact_figures_and_log(
         pipeline.run()
     status, figures = stats_api("GET", f"/connectors/{connector}/stats")
     assert status == 200
-    assert figures["totalSent"] == 6 and figures["totalFails"] == 6 and figures["attempts"] == 12
-    assert figures["sentThisMonth"] == 6 and figures["successRate"] == 50.0
+    # The opted-out recipient fails once (40300), is marked, and is then skipped (suppressed)
+    assert (figures["totalSent"], figures["totalFails"], figures["totalSuppressed"]) == (6, 4, 2)
+    assert figures["attempts"] == 10 and figures["sentThisMonth"] == 6 and figures["successRate"] == 60.0
     assert figures["lastSentAt"] == figures["lastFailedAt"] == "2026-11-25T12:03:00.000Z"
     assert figures["lastError"]["at"] == "2026-11-25T12:03:00.000Z"
-    assert (figures["fallbackEmailsSent"], figures["fallbackEmailsFailed"]) == (3, 0)
+    assert (figures["fallbackEmailsSent"], figures["fallbackEmailsFailed"]) == (3, 0)  # the skipped still email
     status, log = stats_api("GET", f"/connectors/{connector}/logs", query={"limit": "100"})
-    assert status == 200 and len(log["items"]) == 6
+    errors = [e for e in log["items"] if e["level"] == "error"]
+    assert status == 200 and len(errors) == 4
     assert [e["at"] for e in log["items"]] == sorted((e["at"] for e in log["items"]), reverse=True)
-    assert {e["recipient"] for e in log["items"]} == {"+46 *******02", "+46 *******01"}
-    assert {e["errorCode"] for e in log["items"]} == {"40300", "40310"}
-    assert {e["actionId"] for e in log["items"]} == {"act-0", "act-1", "act-2"}
-    assert all(e["provider"] == "telnyx" and e["level"] == "error" for e in log["items"])
+    assert {e["recipient"] for e in errors} == {"+46 *******02", "+46 *******01"}
+    assert sorted(e["errorCode"] for e in errors) == ["40300", "40310", "40310", "40310"]
+    assert {e["actionId"] for e in errors} == {"act-0", "act-1", "act-2"}
+    assert all(e["provider"] == "telnyx" for e in log["items"])
+    [burst] = [e for e in log["items"] if e["level"] == "warning"]  # one word for the skipped ones
+    assert burst["errorCode"] == "limit_opted_out"
 
 
 def test_sent_this_month_rolls_over_at_the_utc_month_boundary(
