@@ -23,6 +23,21 @@ def tour_lines() -> list[str]:
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
+def answers(out: str) -> list[object]:
+    """Every JSON value printed, in order (curl prints them back to back)."""
+    decoder, found, i = json.JSONDecoder(), [], 0
+    while i < len(out):
+        if out[i] in "{[":
+            try:
+                value, i = decoder.raw_decode(out, i)
+                found.append(value)
+                continue
+            except ValueError:
+                pass
+        i += 1
+    return found
+
+
 def test_the_readme_tour_works(local: Local, tmp_path: os.PathLike[str]) -> None:
     lines = tour_lines()
     assert lines[0] == "API=http://127.0.0.1:3000"
@@ -38,10 +53,23 @@ def test_the_readme_tour_works(local: Local, tmp_path: os.PathLike[str]) -> None
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
+    printed = answers(out)
+    [shown] = [a for a in printed if isinstance(a, dict) and a.get("name") == "On-call team"]
+    assert shown["receipts"] is True and shown["limits"]["duplicateWindowMinutes"] == 10
+    [verified] = [a for a in printed if isinstance(a, dict) and "ok" in a]
+    assert verified["ok"] is True and verified["balance"] and verified["currency"] == "SEK"
+    assert '"encoding":"UCS-2"' in out and "ucs2Characters" in out  # the preview names the culprit
     assert '"status":"sent"' in out  # the test send
+    assert out.count("queued rule action") == 2
     assert "Temperature above 30 C in room 4" in out  # at the simulator, and in the backup email
     assert "oncall@example.com" in out and "SMS could not be delivered" in out
-    assert '"totalSent":2' in out and '"totalFails":1' in out  # test send + rule action
-    assert '"recipient":"+46 *******02"' in out
+    last = [a for a in printed if isinstance(a, dict) and "totalSent" in a][-1]
+    # the test send and the first action's two SMS went out; the repeat was suppressed; the
+    # receipts came back: two delivered, +46700000006 not, and it got the backup email
+    assert (last["totalSent"], last["totalSuppressed"], last["pendingReceipts"]) == (3, 2, 0)
+    assert (last["totalDelivered"], last["totalUndelivered"], last["deliveryRate"]) == (2, 1, 66.67)
+    assert last["fallbackEmailsSent"] == 1 and last["successRate"] == 100.0
+    assert last["costThisMonth"] == [{"amount": "1.05", "currency": "SEK"}]
+    assert '"recipient":"+46 *******06"' in out and "limit_duplicate" in out
     assert '"field":"credentials.accountSid"' in out and '"field":"recipients[0].to"' in out
     assert out.rstrip().endswith('{"items":[],"nextToken":null}')
