@@ -443,7 +443,9 @@ def test_newer_fields_and_routes_are_shown_when_the_service_has_them(panel: Pane
     expect(page.locator("#test-meter")).to_contain_text("UCS-2 because of “😀”")
     # Verify credentials answers with the balance
     page.get_by_role("button", name="Verify credentials").click()
-    expect(page.locator(".inline-result")).to_contain_text("46elks accepted the credentials. Balance: 12.5 SEK.")
+    expect(page.locator(".inline-result")).to_contain_text(
+        "46elks accepted the credentials: account active. Balance: 12.5 SEK."
+    )
     # A test send over the limit says when to try again
     page.get_by_role("button", name="Send test SMS").click()
     expect(page.locator(".results")).to_contain_text("Try again at")
@@ -482,3 +484,12 @@ def test_no_field_the_service_does_not_know_is_sent(panel: Panel) -> None:
     body = json.loads(sent[0].post_data)
     assert set(body) == {"type", "name", "provider", "from", "recipients"}  # credentials left out: kept
     assert all(set(r) == {"to"} for r in body["recipients"])
+
+
+def test_verify_against_the_service_shows_the_providers_verdict(panel: Panel) -> None:
+    # the real route, the 46elks simulator's demo account
+    connector = panel.sms("Verified")
+    panel.open(f"#/connectors/{connector['id']}")
+    panel.page.get_by_role("button", name="Verify credentials").click()
+    expect(panel.page.locator(".inline-result")).to_contain_text("46elks accepted the credentials")
+    expect(panel.page.locator(".inline-result")).to_contain_text("SEK")

@@ -157,7 +157,9 @@ function verifyControl(connector, ctx) {
       const answer = await post(connectorPath(connector.id, '/verify'), {}, { signal: ctx.signal });
       const balance =
         answer.balance != null ? ` Balance: ${answer.balance}${answer.currency ? ` ${answer.currency}` : ''}.` : '';
-      if (answer.ok) show('ok', `${providerName(connector.provider)} accepted the credentials.${balance}`);
+      // the detail says more when it matters (a trial account, a low balance)
+      const detail = answer.detail ? `: ${String(answer.detail).replace(/\.$/, '')}` : '';
+      if (answer.ok) show('ok', `${providerName(connector.provider)} accepted the credentials${detail}.${balance}`);
       else show('error', `${providerName(connector.provider)} refused the credentials: ${answer.detail || 'no reason given'}.`);
     } catch (error) {
       if (error.name === 'AbortError' || error.status === 401) return;
