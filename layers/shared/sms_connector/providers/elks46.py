@@ -10,7 +10,6 @@ is an integer in 1/10000 of the account's `currency`. 46elks documents no refusa
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -58,7 +57,7 @@ class Elks46:
             fields["whendelivered"] = sms.callback_url
         response = request("POST", self._url("/a1/sms"), headers=headers, body=urlencode(fields).encode())
         if 200 <= response.status < 300:
-            answer = _json(response)
+            answer = json_object(response)
             if not answer.get("id"):
                 raise unreadable("46elks", response)
             return _accepted(answer)
@@ -78,7 +77,7 @@ class Elks46:
         after = since.astimezone(UTC) - timedelta(seconds=1)
         query = urlencode({"to": sms.to, "end": after.strftime("%Y-%m-%dT%H:%M:%S.%f"), "limit": "100"})
         response = request("GET", self._url(f"/a1/sms?{query}"), headers=self._headers(credentials))
-        items = _json(response).get("data")
+        items = json_object(response).get("data")
         if response.status != 200 or not isinstance(items, list):
             raise ProviderError("unknown", "lookup_failed", f"46elks could not list messages (HTTP {response.status})")
         for item in items:
@@ -111,14 +110,6 @@ class Elks46:
             balance=Decimal(balance) / UNITS_PER_CURRENCY if isinstance(balance, int) else None,
             currency=str(currency).upper() if isinstance(currency, str) and currency else None,
         )
-
-
-def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
-    try:
-        answer = json.loads(response.data) if response.data else {}
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
 
 
 def _created(item: dict[str, Any]) -> datetime:

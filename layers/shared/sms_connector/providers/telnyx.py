@@ -15,8 +15,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-import urllib3
-
 from ..config import settings
 from .base import (
     Accepted,
@@ -57,7 +55,7 @@ class Telnyx:
             fields["webhook_url"] = sms.callback_url
         body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()  # the same bytes every time
         response = request("POST", f"{settings().telnyx_api_url.rstrip('/')}/v2/messages", headers=headers, body=body)
-        answer = _json(response)
+        answer = json_object(response)
         if 200 <= response.status < 300:
             data = answer.get("data")
             if not isinstance(data, dict) or not data.get("id"):
@@ -108,14 +106,6 @@ class Telnyx:
             currency=str(currency).upper() if isinstance(currency, str) and currency else None,
             available=decimal(data.get("available_credit")),
         )
-
-
-def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
-    try:
-        answer = json.loads(response.data) if response.data else {}
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
 
 
 def accepted(data: dict[str, Any]) -> Accepted:

@@ -11,7 +11,6 @@ answer carries the auth token: only `status` and `type` are read from it, and it
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -65,7 +64,7 @@ class Twilio:
         if sms.callback_url:
             fields["StatusCallback"] = sms.callback_url
         response = request("POST", f"{base}/Messages.json", headers=headers, body=urlencode(fields).encode())
-        answer = _json(response)
+        answer = json_object(response)
         if 200 <= response.status < 300:
             if not answer.get("sid"):
                 raise unreadable("Twilio", response)
@@ -90,7 +89,7 @@ class Twilio:
         base, headers = self._account(credentials)
         query = urlencode({"To": sms.to, "From": sms.sender, "PageSize": "50"})
         response = request("GET", f"{base}/Messages.json?{query}", headers=headers)
-        answer = _json(response)
+        answer = json_object(response)
         messages = answer.get("messages")
         if response.status != 200 or not isinstance(messages, list):
             raise ProviderError("unknown", "lookup_failed", f"Twilio could not list messages (HTTP {response.status})")
@@ -113,7 +112,7 @@ class Twilio:
             response = request("GET", f"{base}/Messages/{quote(message_id, safe='')}.json", headers=headers)
         except ProviderError:
             return None
-        answer = _json(response)
+        answer = json_object(response)
         return _accepted(answer) if response.status == 200 and answer.get("sid") else None
 
     def account(self, credentials: dict[str, str], deadline: float) -> AccountCheck:
@@ -162,14 +161,6 @@ class Twilio:
         if response.status != 200 or decimal(answer.get("balance")) is None:
             return None, None
         return decimal(answer.get("balance")), str(currency).upper() if isinstance(currency, str) and currency else None
-
-
-def _json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
-    try:
-        answer = json.loads(response.data) if response.data else {}
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
 
 
 def _accepted(answer: dict[str, Any]) -> Accepted:

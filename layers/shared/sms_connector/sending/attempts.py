@@ -38,7 +38,7 @@ def deliver(sms: Sms, secret: dict[str, str], callback_url: str | None, deadline
     provider = sms.provider
     too_long = too_long_for(provider, sms.text)
     if too_long:
-        return _outcome(
+        return outcome_of(
             sms, FAILED, error_kind="permanent", error_code="message_too_long", error_message=too_long, attempts=0
         )
     adapter = ADAPTERS[provider]
@@ -47,7 +47,7 @@ def deliver(sms: Sms, secret: dict[str, str], callback_url: str | None, deadline
     # An earlier holder of this claim may have reached the provider.
     uncertain = sms.may_be_sent
     if uncertain and adapter.idempotent and time.time() - sms.claimed_at > (REPLAY_HOURS - 1) * 3600:
-        return _outcome(
+        return outcome_of(
             sms,
             UNKNOWN,
             error_kind="unknown",
@@ -97,17 +97,17 @@ def deliver(sms: Sms, secret: dict[str, str], callback_url: str | None, deadline
             continue
         return _sent(sms, accepted, calls, last, latency_ms=(time.monotonic() - started) * 1000)
     if calls == lookups == 0:  # nothing was tried: the next delivery will
-        return _outcome(sms, NOT_ATTEMPTED, attempts=0)
+        return outcome_of(sms, NOT_ATTEMPTED, attempts=0)
     if not uncertain and last is None:  # the look-up said "not there", and no time was left to send
         sms.may_be_sent = False
-        return _outcome(sms, NOT_ATTEMPTED, attempts=0)
+        return outcome_of(sms, NOT_ATTEMPTED, attempts=0)
     if uncertain:
         words = [last.message if last else "an earlier attempt may have reached the provider"]
         if lookup_error:
             words.append(f"the look-up could not tell: {lookup_error.message}")
         if out_of_time:
             words.append("no time left to try again")
-        return _outcome(
+        return outcome_of(
             sms,
             UNKNOWN,
             error_kind="unknown",
@@ -116,7 +116,7 @@ def deliver(sms: Sms, secret: dict[str, str], callback_url: str | None, deadline
             attempts=calls,
         )
     assert last is not None
-    return _outcome(
+    return outcome_of(
         sms,
         FAILED,
         error_kind=last.kind,
@@ -143,7 +143,8 @@ def _pause(error: ProviderError, attempt: int, deadline: float) -> bool:
     return True
 
 
-def _outcome(sms: Sms, status: str, **details: Any) -> Outcome:
+def outcome_of(sms: Sms, status: str, **details: Any) -> Outcome:
+    """An outcome of `sms`, now."""
     return Outcome(
         connector_id=sms.connector["id"],
         tenant_id=sms.connector["tenantId"],
@@ -165,7 +166,7 @@ def _sent(
     latency_ms: float | None = None,
     found_by_lookup: bool = False,
 ) -> Outcome:
-    return _outcome(
+    return outcome_of(
         sms,
         SENT,
         message_id=accepted.message_id,
@@ -181,7 +182,7 @@ def _sent(
 
 
 def _failed(sms: Sms, error: ProviderError, calls: int) -> Outcome:
-    return _outcome(
+    return outcome_of(
         sms,
         FAILED,
         error_kind=error.kind,

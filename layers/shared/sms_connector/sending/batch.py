@@ -27,7 +27,7 @@ from ..errors import InvalidField, NotFound
 from ..receipts import callback_url
 from ..text import Message
 from . import emails, record
-from .attempts import deliver
+from .attempts import deliver, outcome_of
 from .outcome import NOT_ATTEMPTED, SENT, SUPPRESSED, UNKNOWN, Outcome
 from .record import Sms
 
@@ -195,14 +195,9 @@ def _send(
 
 
 def _suppressed(s: Sms) -> Outcome:
-    return Outcome(
-        connector_id=s.connector["id"],
-        tenant_id=s.connector["tenantId"],
-        provider=s.provider,
-        action_id=s.action_id,
-        to=s.to,
-        status=SUPPRESSED,
-        at=clock.iso(clock.now()),
+    return outcome_of(
+        s,
+        SUPPRESSED,
         error_kind="suppressed",
         error_code=s.suppressed,
         error_message={
@@ -238,14 +233,9 @@ def _run(smses: list[Sms], secrets: dict[str, dict[str, str]], deadline: float) 
             # A bug, or an answer we cannot read: the request may have left. Never log the
             # exception's text (it may hold a credential or a number): its type says enough.
             logger.error("unexpected error while sending", extra={"error_type": type(exc).__name__})
-            return Outcome(
-                connector_id=s.connector["id"],
-                tenant_id=s.connector["tenantId"],
-                provider=s.provider,
-                action_id=s.action_id,
-                to=s.to,
-                status=UNKNOWN,
-                at=clock.iso(clock.now()),
+            return outcome_of(
+                s,
+                UNKNOWN,
                 error_kind="unknown",
                 error_code="internal_error",
                 error_message=f"unexpected {type(exc).__name__} while sending",
