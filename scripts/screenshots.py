@@ -19,18 +19,9 @@ from typing import Any
 import urllib3
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-# Keep Chromium off the network it would otherwise call home to (tooling notes, section 6).
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path[:0] = [str(ROOT / "layers" / "shared"), str(ROOT)]  # run as a script: the project's packages
+
+from devstack.browser import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
 
 
 def _api(base: str, token: str) -> Any:
@@ -113,7 +104,6 @@ def main() -> int:
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} is missing: apt-get install chromium", file=sys.stderr)
         return 2
-    sys.path[:0] = [str(ROOT / "layers" / "shared"), str(ROOT)]
     from devstack.stack import LocalStack, Ports
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,21 +18,11 @@ import pytest
 import urllib3
 
 from devstack import auth
+from devstack.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.conftest import Local
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SECRETS = ("s3cret-elks-pw", "demo-password", "demo-token", "KEY_demo")
 ELKS = {"username": "demo-user", "password": "demo-password"}
 
