@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import clock, connector_store, credentials, dynamo, health, ids, senders, stats
 from .config import settings
-from .errors import InvalidField, NotFound
+from .errors import Conflict, InvalidField, NotFound
 from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector, VerifyOut
 from .providers.base import AccountCheck, amount_text
 from .receipts import PREVIOUS_TOKEN_FIELD, PREVIOUS_UNTIL_FIELD, TOKEN_FIELD
@@ -150,12 +150,24 @@ def verify(tenant_id: str, connector_id: str, deadline: float) -> VerifyOut:
 
 def delete(tenant_id: str, connector_id: str) -> None:
     stored = get(tenant_id, connector_id)
+    if stored["type"] == "email":
+        _refuse_if_used(stored)
     if "secretArn" in stored:
         credentials.delete(stored["secretArn"])
     connector_store.delete_partition(connector_id)
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _refuse_if_used(email: dict[str, Any]) -> None:
+    """An email connector that SMS connectors send backup emails through stays (409): deleting
+    it would leave their backups going nowhere, found only when an SMS fails."""
+    users = connector_store.sms_connectors_using(email["tenantId"], email["id"])
+    if users:
+        names = ", ".join(sorted(f"'{u['name']}'" for u in users))
+        count = f"{len(users)} SMS connector{'s' if len(users) > 1 else ''}"
+        raise Conflict(f"email connector '{email['name']}' is used by {count}: {names}; change them first")
 
 
 def _settings(tenant_id: str, body: BaseModel) -> dict[str, Any]:
