@@ -12,7 +12,15 @@ from pydantic import BaseModel, ValidationError
 from . import clock, connector_store, credentials, dynamo, health, ids, senders, stats
 from .config import settings
 from .errors import Conflict, InvalidField, NotFound
-from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector, VerifyOut
+from .models import (
+    CONNECTORS_OUT,
+    CREDENTIALS,
+    PUBLIC_CREDENTIAL_FIELDS,
+    ConnectorOut,
+    ConnectorPage,
+    EmailConnector,
+    VerifyOut,
+)
 from .providers.base import AccountCheck, amount_text
 from .receipts import PREVIOUS_TOKEN_FIELD, PREVIOUS_UNTIL_FIELD, TOKEN_FIELD
 
@@ -43,23 +51,19 @@ def stats_of(tenant_id: str, connector_id: str) -> dict[str, Any]:
 
 
 def show(record: dict[str, Any]) -> ConnectorOut:
-    return ConnectorOut.model_validate(
-        {
-            "id": record["id"],
-            "type": record["type"],
-            "name": record["name"],
-            "provider": record.get("provider"),
-            "credentials": record.get("publicCredentials") if record["type"] == "sms" else None,
-            "from": record["from"],
-            "recipients": record.get("recipients"),
-            "emailConnectorId": record.get("emailConnectorId"),
-            "webhookPublicKey": record.get("webhookPublicKey"),
-            "limits": record.get("limits"),
-            "receipts": receipts_on(record) if record["type"] == "sms" else None,
-            "createdAt": record["createdAt"],
-            "updatedAt": record["updatedAt"],
+    """A stored connector as the API shows it: no secret values, no field without a value."""
+    shown: dict[str, Any] = {k: record[k] for k in ("id", "type", "name", "from", "createdAt", "updatedAt")}
+    if record["type"] == "sms":
+        shown |= {
+            "provider": record["provider"],
+            "recipients": [r | {"optedOut": bool(r.get("optedOut"))} for r in record["recipients"]],
+            "receipts": receipts_on(record),
         }
-    )
+        shown |= {k: record[k] for k in ("emailConnectorId", "limits", "webhookPublicKey") if record.get(k)}
+        if PUBLIC_CREDENTIAL_FIELDS[record["provider"]]:
+            shown["credentials"] = record.get("publicCredentials") or {}
+    model = CONNECTORS_OUT[record["provider"] if record["type"] == "sms" else "email"]
+    return model.model_validate(shown)  # type: ignore[return-value]
 
 
 def receipts_on(record: dict[str, Any]) -> bool:
