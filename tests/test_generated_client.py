@@ -126,7 +126,7 @@ def test_every_route_through_a_generated_client(local: Local, generated: Generat
         token = page.next_token
         assert isinstance(token, str)
     assert seen == [email.id, elks.id, telnyx.id]
-    sms_only = api("connectors.list_connectors").sync(client=client, type_=model("ListConnectorsTypeType0").SMS)
+    sms_only = api("connectors.list_connectors").sync(client=client, type_=model("ListConnectorsType").SMS)
     assert [c.id for c in sms_only.items] == [elks.id, telnyx.id]
 
     # Read, replace (credentials left out keep theirs), verify

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import Router
+from pydantic import WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 from .. import connectors
 from ..api import NEXT_PAGE_HELP, responses, tenant_of
@@ -47,10 +49,16 @@ def create_connector(body: Annotated[ConnectorIn, Body()]) -> ConnectorOut:
     tags=_TAGS,
     responses=responses(200, "A page of connectors"),
 )
+# A query parameter left out is absent, never null: the document says so (no "or null"), and a
+# generated client types it as the value alone.
 def list_connectors(
-    type: Annotated[Literal["sms", "email"] | None, Query(description="only connectors of this type")] = None,
+    type: Annotated[
+        Literal["sms", "email"] | None,
+        WithJsonSchema({"type": "string", "enum": ["sms", "email"]}),
+        Query(description="only connectors of this type"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    nextToken: Annotated[str | None, Query(max_length=2048, description=NEXT_PAGE_HELP)] = None,
+    nextToken: Annotated[str | SkipJsonSchema[None], Query(max_length=2048, description=NEXT_PAGE_HELP)] = None,
 ) -> ConnectorPage:
     return connectors.list_page(tenant_of(router), type, limit, nextToken)
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import Router
+from pydantic.json_schema import SkipJsonSchema
 
 from .. import connectors, error_log
 from ..api import NEXT_PAGE_HELP, responses, tenant_of
@@ -35,7 +36,7 @@ def get_stats(connectorId: str) -> StatsOut:
 def get_logs(
     connectorId: str,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    nextToken: Annotated[str | None, Query(max_length=2048, description=NEXT_PAGE_HELP)] = None,
+    nextToken: Annotated[str | SkipJsonSchema[None], Query(max_length=2048, description=NEXT_PAGE_HELP)] = None,
 ) -> LogPage:
     connector = connectors.get(tenant_of(router), connectorId)
     items, token = error_log.page(connector["id"], limit, nextToken)
