@@ -12,7 +12,7 @@ export PYTHONPATH := layers/shared:.
 export AWS_DEFAULT_REGION ?= eu-north-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test unit lint lint-template openapi bench soak build deploy redrive clean
+.PHONY: help run test unit lint lint-template openapi readme bench soak build deploy redrive clean
 
 help:
 	@echo "make run      - the whole service locally (moto, HTTP API, queues, provider simulators);"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench    - benchmarks: cold start, batch latency, AWS calls per SMS, sizes"
 	@echo "make soak     - the long fault-injection and concurrency suites"
 	@echo "make openapi  - rewrite openapi.json from the code"
+	@echo "make readme   - rewrite README.md's API examples from the API's real answers"
 	@echo "make redrive  - move a DLQ's messages back, texting nobody twice: ARGS=\"--stack NAME|--local --queue send|fallback [--dry-run]\""
 	@echo "make clean    - remove the venvs, the SAM build and the caches"
 
@@ -82,6 +83,9 @@ redrive: $(VENV)/.installed
 
 openapi: $(VENV)/.installed
 	$(PY) scripts/openapi.py
+
+readme: $(VENV)/.installed
+	$(PY) scripts/api_examples.py
 
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(VENV)/$(PIP_INSTALL) -r requirements-bench.txt

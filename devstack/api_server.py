@@ -94,19 +94,20 @@ class ApiServer:
         path = parts.path
         local = self.extra.get(f"{method} {path}") or (self.extra.get(path) if method == "GET" else None)
         if local is not None:
-            return 200, {"Content-Type": "application/json"}, json.dumps(local(), indent=2).encode()
+            return 200, {"Content-Type": "application/json"}, (json.dumps(local(), indent=2) + "\n").encode()
         matches = [(r, m) for r in self.routes if (m := r.pattern.match(path))]
-        if not matches:
-            return _json(404, {"message": "Not Found"})
-        chosen = next(((r, m) for r, m in matches if r.method == method), None)
+        # A route of the request's own method wins over an ANY route, as in API Gateway.
+        chosen = next(((r, m) for r, m in matches if r.method == method), None) or next(
+            ((r, m) for r, m in matches if r.method == "ANY"), None
+        )
         if chosen is None:
-            return _json(404, {"message": "Not Found"})
+            return _json(404, "no such route")
         route, match = chosen
         claims = None
         if route.authorized:
             claims = self.authorizer.claims(headers.get("authorization"))
             if claims is None:
-                return _json(401, {"message": "Unauthorized"})
+                return _json(401, "Unauthorized")
         payload: Any
         try:
             payload = body.decode("utf-8") if body else None
@@ -133,8 +134,11 @@ class ApiServer:
         return int(answer.get("statusCode", 200)), out_headers, data
 
 
-def _json(status: int, body: Any) -> tuple[int, dict, bytes]:
-    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+def _json(status: int, message: str) -> tuple[int, dict, bytes]:
+    """An answer of the gateway itself, in the shape and format of the functions' errors.
+    (API Gateway's own answers are `{"message": ...}`; an HTTP API cannot reshape them.)"""
+    body = {"statusCode": status, "message": message}
+    return status, {"Content-Type": "application/json"}, (json.dumps(body, separators=(",", ":")) + "\n").encode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -174,24 +178,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _answer(self) -> int:
         length = int(self.headers.get("Content-Length") or 0)
         if length > 10 * 1024 * 1024:  # API Gateway's own payload limit
-            status, headers, data = _json(413, {"message": "Request Entity Too Large"})
+            status, headers, data = _json(413, "Request Entity Too Large")
         else:
             body = self.rfile.read(length) if length else b""
             headers_in = {k.lower(): v for k, v in self.headers.items()}
             try:
                 status, headers, data = self.api.handle(self.command, self.path, headers_in, body)
             except Exception:  # a crash of the function: what API Gateway answers
-                status, headers, data = _json(500, {"message": "Internal Server Error"})
+                status, headers, data = _json(500, "Internal Server Error")
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() not in ("content-length", "connection"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":  # a HEAD answer has headers only
+            self.wfile.write(data)
         return status
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
 
 _SECRET_IN_PATH = re.compile(r"^(/receipts/46elks/[^/]+/)[^/]+")  # the 46elks receipt token

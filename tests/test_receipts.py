@@ -350,7 +350,7 @@ def test_receipts_are_off_for_telnyx_without_its_public_key(
     connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str
 ) -> None:
     status, created = connectors_api("POST", "/connectors", with_(GUIDE_TELNYX, recipients=[{"to": "+46710000001"}]))
-    assert status == 201 and created["receipts"] is False and created["webhookPublicKey"] is None
+    assert status == 201 and created["receipts"] is False and "webhookPublicKey" not in created
     assert sender({"connectorId": created["id"], "message": "Hi"}) == []
     [request] = sim.received("telnyx")
     assert "webhook_url" not in json.loads(request.body)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Route
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -24,12 +26,26 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.router import Router
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from .config import settings
 from .errors import Conflict, Forbidden, InvalidField, NotFound, TooManyRequests, Unavailable
-from .models import NOT_AN_OBJECT, PROVIDERS, UNION_TAGS, UNKNOWN_PROVIDER, ErrorBody, GatewayErrorBody
+from .models import (
+    CONNECTOR_ID_PATTERN,
+    MISSING_PROVIDER,
+    MISSING_TYPE,
+    NOT_AN_OBJECT,
+    PROVIDERS,
+    UNION_TAGS,
+    UNKNOWN_PROVIDER,
+    UNKNOWN_TYPE,
+    ErrorBody,
+    GatewayErrorBody,
+    ValidationErrorBody,
+)
 
 MAX_BODY_BYTES = 64 * 1024
+NEXT_PAGE_HELP = "the previous page's nextToken, as it was given (its characters need no encoding in a URL)"
 TITLE = "SMS connector API"
 VERSION = "1.0.0"
 
@@ -40,30 +56,43 @@ def _error_response(description: str, model: type[BaseModel] = ErrorBody) -> dic
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
-# Answers every route may give besides its own; listed so the OpenAPI document is complete.
-ERROR_RESPONSES: dict[int, Any] = {
-    400: _error_response("The body is not JSON"),
-    401: _error_response("No valid token (answered by the API Gateway authorizer)", GatewayErrorBody),
-    403: _error_response("The token names no tenant"),
-    404: _error_response("Unknown connector, or another tenant's"),
-    413: _error_response("The body is larger than 64 KiB"),
-    415: _error_response("The body is not application/json"),
-}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
 
 
-# Answers of the routes that ask a provider (a credential check).
-PROVIDER_RESPONSES: dict[int, Any] = {
-    503: _error_response("The provider could not be reached or did not answer; nothing was saved"),
-}
-
-
-def responses(status: int, description: str, *, provider: bool = False) -> dict[int, Any]:
-    """A route's documented answers: its success (schema from the return type) and the errors;
-    `provider`: also the 503 of a provider that could not be asked."""
+def responses(
+    status: int,
+    description: str,
+    *,
+    body: bool = False,
+    connector: bool = False,
+    errors: dict[int, str] | None = None,
+) -> dict[int, Any]:
+    """A route's documented answers, and only those it can give: its success (schema from the
+    return type), the errors of every route (401, 403, 422), those of a route that takes a body
+    (`body`: 400, 413, 415) or names a connector (`connector`: 404), and its own (`errors`:
+    409, 429, 503 with their descriptions)."""
     success: dict[str, Any] = {"description": description}
     if status == 204:
         success["content"] = {}
-    return {status: success, **ERROR_RESPONSES, **(PROVIDER_RESPONSES if provider else {})}
+    answers: dict[int, Any] = {
+        status: success,
+        401: _error_response("No valid token (answered by the API Gateway authorizer)", GatewayErrorBody),
+        403: _error_response("The token names no tenant"),
+        422: _error_response(
+            "A field, query parameter or path value is not valid; `detail` names each", ValidationErrorBody
+        ),
+    }
+    if body:
+        answers[400] = _error_response("The body is not JSON (or has a key twice, or nests too deeply)")
+        answers[413] = _error_response(f"The body is larger than {MAX_BODY_BYTES // 1024} KiB")
+        answers[415] = _error_response("The body is not application/json")
+    if connector:
+        answers[404] = _error_response("Unknown connector, or another tenant's")
+    for code, text in (errors or {}).items():
+        answers[code] = _error_response(text)
+        if code in (429, 503):
+            answers[code]["headers"] = _RETRY_AFTER
+    return dict(sorted(answers.items()))
 
 
 def _json(status: HTTPStatus, body: dict[str, Any]) -> Response:
@@ -74,12 +103,16 @@ def _error(status: HTTPStatus, message: str) -> Response:
     return _json(status, {"statusCode": status.value, "message": message})
 
 
+def error_body(status: HTTPStatus, message: str) -> str:
+    """An error answer's body where no resolver writes it: the same shape and format as the
+    resolver's (compact JSON, a trailing newline)."""
+    return json.dumps({"statusCode": status.value, "message": message}, separators=(",", ":")) + "\n"
+
+
 def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
-    """('body', 'sms', 'twilio', 'recipients', 1, 'to') -> 'recipients[1].to'."""
+    """('body', 'recipients', 1, 'to') -> 'recipients[1].to'."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path"):
-        parts = parts[1:]
-    while parts and parts[0] in UNION_TAGS:  # pydantic names the union member it tried
         parts = parts[1:]
     name = ""
     for part in parts:
@@ -87,22 +120,103 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return name or "body"
 
 
-def _validation_failed(errors: list[dict[str, Any]]) -> Response:
+# --- validation errors in our own words ---------------------------------------------------
+
+_PROVIDERS = f"{', '.join(PROVIDERS[:-1])} or {PROVIDERS[-1]}"
+# The connector bodies' union: what `connector_kind` could not place -> (field, type, message).
+_UNPLACED: dict[str, tuple[str | None, str, str]] = {
+    MISSING_TYPE: ("type", "missing", "is required (sms or email)"),
+    UNKNOWN_TYPE: ("type", "literal_error", "must be sms or email"),
+    MISSING_PROVIDER: ("provider", "missing", f"is required ({_PROVIDERS})"),
+    UNKNOWN_PROVIDER: ("provider", "literal_error", f"must be {_PROVIDERS}"),
+    NOT_AN_OBJECT: (None, "model_type", "must be a JSON object"),
+}
+# Error types whose sentence needs no context.
+_PLAIN_WORDS = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of this object",
+    "string_type": "must be a string",
+    "string_unicode": "must be valid Unicode text",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "int_parsing_size": "is too large a number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "none_required": "must be null",
+    "json_type": "must be JSON",
+}
+_BOUNDS = {
+    "greater_than_equal": ("ge", "must be at least"),
+    "greater_than": ("gt", "must be more than"),
+    "less_than_equal": ("le", "must be at most"),
+    "less_than": ("lt", "must be less than"),
+}
+_PATTERNS = {CONNECTOR_ID_PATTERN: "must be a connector id: 1 to 64 of A-Z a-z 0-9 _ -"}
+
+
+def _count(value: Any, unit: str) -> str:
+    number = int(value) if isinstance(value, float) and value.is_integer() else value
+    return f"{number} {unit}{'' if number == 1 else 's'}" if unit else str(number)
+
+
+def _words(error: Mapping[str, Any]) -> str:
+    """A pydantic error as the API says it: our sentence for its type and context, never
+    pydantic's own text (which talks of "Input should be ..." to a user who typed no input)."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in _PLAIN_WORDS:
+        return _PLAIN_WORDS[kind]
+    if kind == "string_too_short":
+        return (
+            "must not be empty"
+            if ctx.get("min_length") == 1
+            else f"must be at least {_count(ctx.get('min_length'), 'character')}"
+        )
+    if kind == "string_too_long":
+        return f"must be at most {_count(ctx.get('max_length'), 'character')}"
+    if kind == "too_short":
+        return f"must have at least {_count(ctx.get('min_length'), 'item')}"
+    if kind == "too_long":
+        return f"must have at most {_count(ctx.get('max_length'), 'item')}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"{words} {_count(ctx.get(key), '')}"
+    if kind in ("literal_error", "enum"):
+        return f"must be {str(ctx.get('expected', '')).replace(chr(39), '')}"
+    if kind == "string_pattern_mismatch":
+        return _PATTERNS.get(str(ctx.get("pattern")), "has characters or a form that is not allowed here")
+    if kind == "value_error" and "reason" in ctx:  # EmailStr: email-validator's reason is not ours
+        return "must be an email address, like alerts@example.com"
+    if kind in ("value_error", "assertion_error") and "error" in ctx:  # our validators' own sentences
+        return str(ctx["error"])
+    logger.warning("validation error without our words", extra={"error_type": kind})
+    return "is not valid here"
+
+
+def _field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     detail = []
     for error in errors:
-        loc = list(error["loc"])
-        message = str(error.get("msg", error["type"])).removeprefix("Value error, ")
-        if error["type"] == "union_tag_invalid":  # say which of type/provider is wrong
-            tag = error.get("ctx", {}).get("tag")
-            if tag == UNKNOWN_PROVIDER:
-                loc.append("provider")
-                message = f"must be one of {', '.join(PROVIDERS)}"
-            elif tag == NOT_AN_OBJECT:
-                message = "must be a JSON object"
-            else:
-                loc.append("type")
-                message = "must be sms or email"
-        detail.append({"loc": loc, "msg": message, "type": error["type"], "field": field_name(loc)})
+        loc, kind = list(error["loc"]), error["type"]
+        # pydantic names the union member it tried (`body.twilio.credentials`): the client
+        # sent no such level, so it is left out
+        if len(loc) > 1 and loc[0] == "body" and loc[1] in UNION_TAGS:
+            del loc[1]
+        if kind == "union_tag_invalid":
+            field, kind, message = _UNPLACED.get(error.get("ctx", {}).get("tag"), _UNPLACED[UNKNOWN_TYPE])
+            loc += [field] if field else []
+        else:
+            message = _words(error)
+        detail.append({"loc": loc, "field": field_name(loc), "msg": message, "type": kind})
+    return detail
+
+
+def _validation_failed(detail: list[dict[str, Any]]) -> Response:
     summary = "; ".join(f"{d['field']}: {d['msg']}" for d in detail)
     return _json(
         HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -118,13 +232,13 @@ def _register_errors(app: APIGatewayHttpResolver) -> None:
         if bad_json:
             reason = bad_json.get("ctx", {}).get("error", "malformed")
             return _error(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {reason}")
-        return _validation_failed(errors)
+        return _validation_failed(_field_errors(errors))
 
     @app.exception_handler(InvalidField)
     def _invalid_field(exc: InvalidField) -> Response:
         parts = [exc.location, *exc.field.replace("[", ".").replace("]", "").split(".")]
         loc: list[str | int] = [int(p) if p.isdigit() else p for p in parts]
-        return _validation_failed([{"loc": loc, "msg": exc.message, "type": "value_error"}])
+        return _validation_failed([{"loc": loc, "field": field_name(loc), "msg": exc.message, "type": "value_error"}])
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _content_type(exc: RequestUnsupportedContentType) -> Response:
@@ -156,7 +270,14 @@ def _register_errors(app: APIGatewayHttpResolver) -> None:
 
     @app.not_found
     def _no_route(exc: Exception) -> Response:
-        return _error(HTTPStatus.NOT_FOUND, "no such route")
+        method, path = app.current_event.http_method.upper(), app.current_event.path
+        allowed = methods_of(app, path)
+        if not allowed:
+            return _error(HTTPStatus.NOT_FOUND, "no such route")
+        use = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if len(allowed) > 1 else allowed)
+        answer = _error(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}: use {use}")
+        answer.headers["Allow"] = ", ".join(allowed)
+        return answer
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -164,6 +285,15 @@ def _register_errors(app: APIGatewayHttpResolver) -> None:
         # message. Its type and where it happened are enough to find the bug.
         logger.error("unhandled error", extra={"error_type": type(exc).__name__, "where": where(exc)})
         return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; it has been logged")
+
+
+def _routes(app: APIGatewayHttpResolver) -> list[Route]:
+    return app._static_routes + app._dynamic_routes  # Powertools keeps no public list
+
+
+def methods_of(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods `app` has routes for at `path` (for a 405's Allow)."""
+    return sorted({route.method.upper() for route in _routes(app) if route.rule.match(path)})
 
 
 def where(exc: BaseException) -> list[str]:
@@ -176,7 +306,8 @@ def where(exc: BaseException) -> list[str]:
 def _known_query_only(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
     """Refuse query parameters the route does not declare: `?limt=5` must not pass as no limit."""
     route = app.context.get("_route")
-    if route is not None and route.include_in_schema:  # not for Powertools' own /swagger
+    # not for Powertools' own /swagger, nor for no route at all (a 404 or 405 says more)
+    if route is not None and route.include_in_schema and route in _routes(app):
         declared = {p.alias for p in route.dependant.query_params}
         unknown = sorted(set(app.current_event.query_string_parameters or {}) - declared)
         if unknown:
@@ -184,8 +315,29 @@ def _known_query_only(app: APIGatewayHttpResolver, next_middleware: Any) -> Any:
     return next_middleware(app)
 
 
+class _Resolver(APIGatewayHttpResolver):
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        """The document without the schemas no answer uses: Powertools adds its own validation
+        error bodies, which ours replace on every route."""
+        document = super().get_openapi_schema(*args, **kwargs)
+        schemas = document.components.schemas if document.components else None
+        if schemas:
+            wanted: set[str] = set()
+            found = _references(document.paths)
+            while found - wanted:
+                wanted |= found
+                found = set().union(*(_references(schemas[name]) for name in wanted))
+            for name in set(schemas) - wanted:
+                del schemas[name]
+        return document
+
+
+def _references(value: Any) -> set[str]:
+    return set(re.findall(r'"#/components/schemas/([^"]+)"', to_json(value, by_alias=True).decode()))
+
+
 def create_app(*routers: Router) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = _Resolver(enable_validation=True)
     app.use(middlewares=[_known_query_only])
     _register_errors(app)
     for router in routers:
@@ -283,14 +435,34 @@ def lambda_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any
 
     @logger.inject_lambda_context(clear_state=True)
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not _takes_body(app, event):  # a body where none belongs is ignored, unread
+            event = {k: v for k, v in event.items() if k != "body"} | {"isBase64Encoded": False}
         refused = _unreadable(event)
         if refused:
             status, message = refused
             return {
                 "statusCode": status.value,
                 "headers": {"Content-Type": content_types.APPLICATION_JSON},
-                "body": json.dumps({"statusCode": status.value, "message": message}),
+                "body": error_body(status, message),
             }
-        return app.resolve(event, context)
+        return _ends_with_newline(app.resolve(event, context))
 
     return handle
+
+
+def _takes_body(app: APIGatewayHttpResolver, event: dict[str, Any]) -> bool:
+    """Whether the route the event is for declares a request body."""
+    method = str(event.get("requestContext", {}).get("http", {}).get("method", "")).upper()
+    path = event.get("rawPath", "")
+    route = next((r for r in _routes(app) if r.method.upper() == method and r.rule.match(path)), None)
+    return route is not None and bool(route.dependant.body_params)
+
+
+def _ends_with_newline(answer: dict[str, Any]) -> dict[str, Any]:
+    """Every JSON answer ends with a newline, as a terminal and a file expect of text."""
+    headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
+    body = answer.get("body")
+    json_answer = headers.get("content-type", "").split(";")[0].strip() == content_types.APPLICATION_JSON
+    if json_answer and isinstance(body, str) and body and not answer.get("isBase64Encoded") and body[-1] != "\n":
+        answer["body"] = body + "\n"
+    return answer

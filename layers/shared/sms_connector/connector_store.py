@@ -75,8 +75,9 @@ def get_many(connector_ids: set[str]) -> dict[str, dict[str, Any]]:
 def list_for_tenant(
     tenant_id: str, *, connector_type: str | None, limit: int, start: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One page of a tenant's connectors, oldest first; filters by type without short pages."""
-    records: list[dict[str, Any]] = []
+    """One page of a tenant's connectors, oldest first, and the key the next page starts after
+    (None on the last page); filters by type without short pages."""
+    items: list[dict[str, Any]] = []
     last: dict[str, Any] | None = start
     while True:
         query: dict[str, Any] = {
@@ -84,7 +85,9 @@ def list_for_tenant(
             "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :t",
             "ExpressionAttributeValues": {":t": {"S": tenant_pk(tenant_id)}},
-            "Limit": limit - len(records),
+            # one more than the page: DynamoDB gives a LastEvaluatedKey with a full page even
+            # when nothing follows, and a next page must not be promised that is empty
+            "Limit": limit + 1 - len(items),
         }
         if connector_type:
             query["FilterExpression"] = "#type = :type"
@@ -93,10 +96,33 @@ def list_for_tenant(
         if last:
             query["ExclusiveStartKey"] = last
         answer = dynamo.client().query(**query)
-        records.extend(_record(i) for i in answer.get("Items", []))
+        items.extend(answer.get("Items", []))
         last = answer.get("LastEvaluatedKey")
-        if not last or len(records) >= limit:
-            return records, last
+        if not last or len(items) > limit:
+            break
+    more = len(items) > limit
+    items = items[:limit]
+    after = dynamo.key_of(items[-1], ("pk", "sk", "gsi1pk", "gsi1sk")) if more else None
+    return [_record(i) for i in items], after
+
+
+def sms_connectors_using(tenant_id: str, email_connector_id: str) -> list[dict[str, Any]]:
+    """The tenant's SMS connectors whose backup emails go through this email connector (read
+    from the tenant's index: a tenant has a handful of connectors, never a table scan)."""
+    query: dict[str, Any] = {
+        "TableName": dynamo.table(),
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :t",
+        "FilterExpression": "emailConnectorId = :e",
+        "ExpressionAttributeValues": {":t": {"S": tenant_pk(tenant_id)}, ":e": {"S": email_connector_id}},
+    }
+    found: list[dict[str, Any]] = []
+    while True:
+        answer = dynamo.client().query(**query)
+        found.extend(_record(i) for i in answer.get("Items", []))
+        if "LastEvaluatedKey" not in answer:
+            return found
+        query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
 def delete_partition(connector_id: str) -> None:

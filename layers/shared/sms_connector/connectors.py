@@ -11,8 +11,16 @@ from pydantic import BaseModel, ValidationError
 
 from . import clock, connector_store, credentials, dynamo, health, ids, senders, stats
 from .config import settings
-from .errors import InvalidField, NotFound
-from .models import CREDENTIALS, PUBLIC_CREDENTIAL_FIELDS, ConnectorOut, ConnectorPage, EmailConnector, VerifyOut
+from .errors import Conflict, InvalidField, NotFound
+from .models import (
+    CONNECTORS_OUT,
+    CREDENTIALS,
+    PUBLIC_CREDENTIAL_FIELDS,
+    ConnectorOut,
+    ConnectorPage,
+    EmailConnector,
+    VerifyOut,
+)
 from .providers.base import AccountCheck, amount_text
 from .receipts import PREVIOUS_TOKEN_FIELD, PREVIOUS_UNTIL_FIELD, TOKEN_FIELD
 
@@ -43,23 +51,19 @@ def stats_of(tenant_id: str, connector_id: str) -> dict[str, Any]:
 
 
 def show(record: dict[str, Any]) -> ConnectorOut:
-    return ConnectorOut.model_validate(
-        {
-            "id": record["id"],
-            "type": record["type"],
-            "name": record["name"],
-            "provider": record.get("provider"),
-            "credentials": record.get("publicCredentials") if record["type"] == "sms" else None,
-            "from": record["from"],
-            "recipients": record.get("recipients"),
-            "emailConnectorId": record.get("emailConnectorId"),
-            "webhookPublicKey": record.get("webhookPublicKey"),
-            "limits": record.get("limits"),
-            "receipts": receipts_on(record) if record["type"] == "sms" else None,
-            "createdAt": record["createdAt"],
-            "updatedAt": record["updatedAt"],
+    """A stored connector as the API shows it: no secret values, no field without a value."""
+    shown: dict[str, Any] = {k: record[k] for k in ("id", "type", "name", "from", "createdAt", "updatedAt")}
+    if record["type"] == "sms":
+        shown |= {
+            "provider": record["provider"],
+            "recipients": [r | {"optedOut": bool(r.get("optedOut"))} for r in record["recipients"]],
+            "receipts": receipts_on(record),
         }
-    )
+        shown |= {k: record[k] for k in ("emailConnectorId", "limits", "webhookPublicKey") if record.get(k)}
+        if PUBLIC_CREDENTIAL_FIELDS[record["provider"]]:
+            shown["credentials"] = record.get("publicCredentials") or {}
+    model = CONNECTORS_OUT[record["provider"] if record["type"] == "sms" else "email"]
+    return model.model_validate(shown)  # type: ignore[return-value]
 
 
 def receipts_on(record: dict[str, Any]) -> bool:
@@ -150,12 +154,24 @@ def verify(tenant_id: str, connector_id: str, deadline: float) -> VerifyOut:
 
 def delete(tenant_id: str, connector_id: str) -> None:
     stored = get(tenant_id, connector_id)
+    if stored["type"] == "email":
+        _refuse_if_used(stored)
     if "secretArn" in stored:
         credentials.delete(stored["secretArn"])
     connector_store.delete_partition(connector_id)
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _refuse_if_used(email: dict[str, Any]) -> None:
+    """An email connector that SMS connectors send backup emails through stays (409): deleting
+    it would leave their backups going nowhere, found only when an SMS fails."""
+    users = connector_store.sms_connectors_using(email["tenantId"], email["id"])
+    if users:
+        names = ", ".join(sorted(f"'{u['name']}'" for u in users))
+        count = f"{len(users)} SMS connector{'s' if len(users) > 1 else ''}"
+        raise Conflict(f"email connector '{email['name']}' is used by {count}: {names}; change them first")
 
 
 def _settings(tenant_id: str, body: BaseModel) -> dict[str, Any]:

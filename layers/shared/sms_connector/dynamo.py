@@ -57,6 +57,11 @@ def batch_write(requests: list[dict[str, Any]]) -> None:
             raise RuntimeError("DynamoDB left writes unprocessed after 20 tries")
 
 
+def key_of(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The key attributes `names` of a typed item: where the next page starts after it."""
+    return {name: item[name] for name in names}
+
+
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
 
@@ -79,17 +84,20 @@ def _plain(value: Any) -> Any:
 
 
 def encode_token(key: dict[str, Any] | None) -> str | None:
+    """A page token that needs no encoding in a URL: base64url without its `=` padding."""
     if not key:
         return None
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 def decode_token(token: str | None, *, partition: dict[str, str]) -> dict[str, Any] | None:
-    """Decode a page token, refusing one that is malformed or points into another partition."""
+    """Decode a page token, refusing one that is malformed or points into another partition.
+    (A token with its padding, as this API gave them before, is still read.)"""
     if not token:
         return None
     try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+        unpadded = token.rstrip("=")
+        key = json.loads(base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise InvalidField("nextToken", "is not a token this API returned", "query") from None
     valid = isinstance(key, dict) and all(

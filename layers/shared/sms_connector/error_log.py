@@ -43,21 +43,23 @@ def entry_item(
 
 
 def page(connector_id: str, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the log, newest first."""
+    """One page of the log, newest first, and the token of the next page (None on the last)."""
     partition = {"pk": connector_store.pk(connector_id)}
     query: dict[str, Any] = {
         "TableName": dynamo.table(),
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :log)",
         "ExpressionAttributeValues": {":pk": {"S": partition["pk"]}, ":log": {"S": "LOG#"}},
         "ScanIndexForward": False,
-        "Limit": limit,
+        "Limit": limit + 1,  # one more than the page: is there a next page at all?
     }
     start = dynamo.decode_token(token, partition=partition)
     if start:
         query["ExclusiveStartKey"] = start
-    answer = dynamo.client().query(**query)
+    items = dynamo.client().query(**query).get("Items", [])
+    more = len(items) > limit
+    items = items[:limit]
     entries = []
-    for item in answer.get("Items", []):
+    for item in items:
         values = dynamo.from_item(item)
         entries.append(
             {
@@ -65,4 +67,6 @@ def page(connector_id: str, limit: int, token: str | None) -> tuple[list[dict[st
                 for k in ("at", "level", "message", "recipient", "provider", "errorCode", "actionId", "kind")
             }
         )
-    return entries, dynamo.encode_token(answer.get("LastEvaluatedKey"))
+    # DynamoDB hands a LastEvaluatedKey back with a full page even when nothing follows: the
+    # token is only given when the probe found one more entry
+    return entries, dynamo.encode_token(dynamo.key_of(items[-1], ("pk", "sk")) if more else None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import (
     AfterValidator,
@@ -15,19 +15,43 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     Tag,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from .phone import E164, normalise_e164
 from .text import Message, clean_line, clean_message, not_blank
 
 MAX_RECIPIENTS = 100
 PROVIDERS = ("46elks", "telnyx", "twilio")
-Provider = Literal["46elks", "telnyx", "twilio"]
+# Named values for generated clients (openapi-python-client reads x-enum-varnames): "46elks"
+# would otherwise become VALUE_0.
+Provider = Annotated[
+    Literal["46elks", "telnyx", "twilio"],
+    WithJsonSchema({"type": "string", "enum": list(PROVIDERS), "x-enum-varnames": ["ELKS46", "TELNYX", "TWILIO"]}),
+]
+# ISO 8601 UTC, as `clock.iso` writes it; typed clients read it as a date and time.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+T = TypeVar("T")
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# An answer's field that is left out when it has no value (never `null`): not required in the
+# document, and typed as the value alone.
+Omittable = Annotated[T | SkipJsonSchema[None], Field(exclude_if=_absent, json_schema_extra=_no_default)]
 
 # 46elks text sender: A-Z a-z 0-9, 3 to 11 characters, not starting with a digit (providers.md 1.3).
 _ELKS_ALPHA_SENDER = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
-_CONNECTOR_ID = r"^[0-9A-Za-z_-]{1,64}$"
+CONNECTOR_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 
 
 Name = Annotated[
@@ -49,7 +73,7 @@ Credential = Annotated[
     AfterValidator(not_blank),
     AfterValidator(_credential),
 ]
-ConnectorId = Annotated[str, StringConstraints(pattern=_CONNECTOR_ID)]
+ConnectorId = Annotated[str, StringConstraints(pattern=CONNECTOR_ID_PATTERN)]
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
 
 
@@ -248,7 +272,10 @@ class EmailConnector(Strict):
     sender: Email = Field(alias="from", description="an SES-verified identity")
 
 
+# What `connector_kind` answers for a body it cannot place; the API turns each into its own words.
+MISSING_TYPE = "missing-type"
 UNKNOWN_TYPE = "unknown-type"
+MISSING_PROVIDER = "missing-provider"
 UNKNOWN_PROVIDER = "unknown-provider"
 NOT_AN_OBJECT = "not-an-object"
 
@@ -259,11 +286,15 @@ def connector_kind(value: Any) -> str:
         return str(getattr(value, "provider", None) or getattr(value, "type", UNKNOWN_TYPE))
     if not isinstance(value, dict):
         return NOT_AN_OBJECT
-    if value.get("type") == "email":
+    if "type" not in value:
+        return MISSING_TYPE
+    if value["type"] == "email":
         return "email"
-    if value.get("type") != "sms":
+    if value["type"] != "sms":
         return UNKNOWN_TYPE
-    provider = value.get("provider")
+    if "provider" not in value:
+        return MISSING_PROVIDER
+    provider = value["provider"]
     return provider if provider in PROVIDERS else UNKNOWN_PROVIDER
 
 
@@ -290,24 +321,91 @@ ConnectorUpdate = Annotated[
 UNION_TAGS = frozenset({"email", *PROVIDERS})
 
 
-class ConnectorOut(BaseModel):
-    """A connector as the API shows it: settings, no secret values."""
+class RecipientOut(BaseModel):
+    to: str
+    backupEmail: Omittable[str] = Field(default=None, description="left out when the recipient has none")
+    optedOut: bool = Field(
+        description="true once the provider said the person opted out (replied STOP): SMS are skipped, the backup "
+        "email still goes; a PUT with false clears it"
+    )
+
+
+class LimitsOut(BaseModel):
+    """The limits that are set (a limit not set is left out)."""
+
+    duplicateWindowMinutes: Omittable[int] = None
+    maxPerRecipientPerHour: Omittable[int] = None
+    monthlySegmentBudget: Omittable[int] = None
+
+
+class Elks46Identifiers(BaseModel):
+    username: str
+
+
+class TwilioIdentifiers(BaseModel):
+    accountSid: str
+
+
+class _ConnectorOut(BaseModel):
+    """A connector as the API shows it: settings, no secret values, no empty fields."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     id: str
-    type: Literal["sms", "email"]
     name: str
-    provider: Provider | None = None
-    credentials: dict[str, str] | None = Field(default=None, description="non-secret identifiers only")
     sender: str = Field(alias="from")
-    recipients: list[Recipient] | None = None
-    emailConnectorId: str | None = None
-    webhookPublicKey: str | None = Field(default=None, description="Telnyx: the key receipts are checked with")
-    limits: Limits | None = None
-    receipts: bool | None = Field(default=None, description="SMS connectors: whether delivery receipts are asked for")
-    createdAt: str
-    updatedAt: str
+    createdAt: Timestamp
+    updatedAt: Timestamp
+
+
+class _SmsConnectorOut(_ConnectorOut):
+    type: Literal["sms"]
+    recipients: list[RecipientOut]
+    emailConnectorId: Omittable[str] = Field(
+        default=None, description="the email connector backup emails go through; left out when there is none"
+    )
+    limits: Omittable[LimitsOut] = Field(default=None, description="left out when no limit is set")
+    receipts: bool = Field(description="whether its SMS ask the provider for delivery receipts")
+
+
+class Elks46ConnectorOut(_SmsConnectorOut):
+    provider: Literal["46elks"]
+    credentials: Elks46Identifiers = Field(description="the identifier that is not secret; never the password")
+
+
+class TelnyxConnectorOut(_SmsConnectorOut):
+    """A Telnyx connector (its API key has no public part: no credentials are shown)."""
+
+    provider: Literal["telnyx"]
+    webhookPublicKey: Omittable[str] = Field(
+        default=None, description="the key delivery receipts are checked with; left out when not set"
+    )
+
+
+class TwilioConnectorOut(_SmsConnectorOut):
+    provider: Literal["twilio"]
+    credentials: TwilioIdentifiers = Field(description="the identifier that is not secret; never the auth token")
+
+
+class EmailConnectorOut(_ConnectorOut):
+    type: Literal["email"]
+
+
+CONNECTORS_OUT: dict[str, type[_ConnectorOut]] = {
+    "46elks": Elks46ConnectorOut,
+    "telnyx": TelnyxConnectorOut,
+    "twilio": TwilioConnectorOut,
+    "email": EmailConnectorOut,
+}
+ConnectorOut = Annotated[
+    Union[
+        Annotated[Elks46ConnectorOut, Tag("46elks")],
+        Annotated[TelnyxConnectorOut, Tag("telnyx")],
+        Annotated[TwilioConnectorOut, Tag("twilio")],
+        Annotated[EmailConnectorOut, Tag("email")],
+    ],
+    Discriminator(connector_kind),
+]
 
 
 class ConnectorPage(BaseModel):
@@ -375,24 +473,31 @@ class PreviewOut(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """Every error answer of the API: the HTTP status again, and what is wrong in words."""
+
     statusCode: int
     message: str
 
 
 class GatewayErrorBody(BaseModel):
-    """What API Gateway itself answers (its authorizer's 401)."""
+    """API Gateway's own answer, before any function runs (its JWT authorizer's 401):
+    `{"message": "Unauthorized"}` on AWS, where an HTTP API cannot reshape it; the local stack
+    answers in the API's shape, with `statusCode` too."""
 
     message: str
+    statusCode: Omittable[int] = None
 
 
 class FieldError(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-    field: str
+    loc: list[str | int] = Field(description='where: "body", "query" or "path", then the field\'s path')
+    field: str = Field(description="the field as a person writes it, like recipients[0].to")
+    msg: str = Field(description="what is wrong with it, in words")
+    type: str = Field(description="a code for the kind of error, like missing or value_error")
 
 
 class ValidationErrorBody(BaseModel):
+    """A 422: every field that is wrong, each in `detail`; `message` sums them up."""
+
     statusCode: int
     message: str
     detail: list[FieldError]
@@ -403,7 +508,7 @@ class ValidationErrorBody(BaseModel):
 
 class LastError(BaseModel):
     message: str
-    at: str
+    at: Timestamp
 
 
 class Cost(BaseModel):
@@ -412,7 +517,7 @@ class Cost(BaseModel):
 
 
 class Day(BaseModel):
-    date: str = Field(description="YYYY-MM-DD (UTC)")
+    date: Annotated[str, WithJsonSchema({"type": "string", "format": "date"})] = Field(description="YYYY-MM-DD (UTC)")
     sent: int
     failed: int
 
@@ -423,8 +528,8 @@ class StatsOut(BaseModel):
     sentThisMonth: int = Field(description="totalSent within the current calendar month (UTC)")
     attempts: int = Field(description="totalSent + totalFails")
     successRate: float | None = Field(description="totalSent / attempts in percent; null with no attempts")
-    lastSentAt: str | None
-    lastFailedAt: str | None
+    lastSentAt: Timestamp | None
+    lastFailedAt: Timestamp | None
     lastError: LastError | None = Field(description="the latest error or warning")
     fallbackEmailsSent: int = Field(description="backup emails SES accepted")
     fallbackEmailsFailed: int = Field(description="backup emails that could not be sent")
@@ -436,7 +541,7 @@ class StatsOut(BaseModel):
     deliveryRate: float | None = Field(
         description="totalDelivered / (totalDelivered + totalUndelivered) in percent; null before a final receipt"
     )
-    lastDeliveredAt: str | None
+    lastDeliveredAt: Timestamp | None
     totalSuppressed: int = Field(description="SMS not sent because of limits or an opt-out")
     segmentsThisMonth: int = Field(description="SMS segments sent this month, as the providers counted them")
     costThisMonth: list[Cost] = Field(description="the providers' reported cost this month, per currency")
@@ -444,7 +549,7 @@ class StatsOut(BaseModel):
 
 
 class LogEntry(BaseModel):
-    at: str
+    at: Timestamp
     level: Literal["error", "warning"]
     message: str
     recipient: str | None = Field(description="masked phone number")

@@ -21,8 +21,9 @@ router = Router()
 @router.post(
     "/preview",
     summary="Encoding and segments of a message, as the provider will count them",
+    operation_id="preview",
     tags=["sending"],
-    responses=responses(200, "The message's encoding, length and segments"),
+    responses=responses(200, "The message's encoding, length and segments", body=True),
 )
 def preview(body: Annotated[PreviewIn, Body()]) -> PreviewOut:
     tenant_of(router)  # a token that names no tenant is refused here as everywhere (403)

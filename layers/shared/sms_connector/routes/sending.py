@@ -18,10 +18,22 @@ router = Router()
 @router.post(
     "/connectors/<connectorId>/test",
     summary="Send a test SMS now, to all recipients or to one; answers each recipient's outcome",
+    operation_id="test_send",
     tags=["sending"],
-    responses=responses(200, "Each recipient's outcome"),
+    responses=responses(
+        200,
+        "Each recipient's outcome",
+        body=True,
+        connector=True,
+        errors={429: "This connector's test SMS for this hour are used up"},
+    ),
 )
-def test_send(connectorId: str, body: Annotated[TestSendIn | None, Body()] = None) -> TestSendOut:
+def test_send(
+    connectorId: str,
+    # An optional body, documented as TestSendIn alone (not "TestSendIn or null"), so that a
+    # generated client can leave it out.
+    body: Annotated[TestSendIn, Body()] = None,  # type: ignore[assignment]
+) -> TestSendOut:
     body = body or TestSendIn()
     remaining = router.lambda_context.get_remaining_time_in_millis() / 1000
     # API Gateway gives up after 29 s: no call starts that could end later than that, less

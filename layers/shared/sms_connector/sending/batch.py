@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from .. import clock, connector_store, credentials, ids, limits, masking
 from ..config import settings
-from ..errors import InvalidField, NotFound
+from ..errors import InvalidField
 from ..receipts import callback_url
 from ..text import Message
 from . import emails, record
@@ -122,7 +122,7 @@ def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | Non
 
     connector = get(tenant_id, connector_id)
     if connector["type"] != "sms":
-        raise NotFound("SMS connector")
+        raise InvalidField("connectorId", "is an email connector; test sends need an SMS connector", "path")
     recipients = connector["recipients"]
     if to is not None:
         recipients = [r for r in recipients if r["to"] == to]
