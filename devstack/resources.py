@@ -140,3 +140,14 @@ def queue_of(stack: Stack, event_properties: dict[str, Any]) -> str:
     arn = stack.resolve(event_properties["Queue"])
     name = arn.rsplit(":", 1)[1]
     return stack.refs[name]
+
+
+def forget_table_copies() -> None:
+    """moto keeps every DynamoDB model object it ever made (tables, items), and each
+    transaction deep-copies the table for its rollback: a long local run (or a storm test)
+    would grow by the table's size per transaction. Only moto's own bookkeeping forgets
+    them: the tables and their items stay."""
+    from moto.core.base_backend import model_data
+
+    for model in model_data["dynamodb"].values():
+        model.instances_tracked.clear()  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ class LocalStack:
     def __post_init__(self) -> None:
         self.pollers: list[QueuePoller] = []
         self.schedules: list[Schedule] = []
+        self._stopping = threading.Event()
         self.moto: Any = None
         self.api: ApiServer | None = None
         self.simulators: ProviderSimulator | None = None
@@ -161,6 +163,8 @@ class LocalStack:
         # The receipt routes are served by this same local API: the providers post there.
         os.environ["PUBLIC_API_URL"] = self.api.url
         config.reset()
+        self._housekeeping = threading.Thread(target=self._forget_table_copies, name="moto-memory", daemon=True)
+        self._housekeeping.start()
         for fn in template.functions().values():
             if fn.schedules:
                 self.schedules.append(Schedule(handlers[fn.name], fn, self.schedule_seconds).start())
@@ -207,10 +211,15 @@ class LocalStack:
         instances.write(self.state_file, self.state)
         return self.state
 
+    def _forget_table_copies(self) -> None:
+        while not self._stopping.wait(10):
+            resources.forget_table_copies()
+
     def stop(self) -> None:
         """Stop everything; each part gives up within seconds (a poller mid-invocation is left behind)."""
         if self.state_file and self.state:
             instances.remove(self.state_file, pid=os.getpid())
+        self._stopping.set()
         for schedule in self.schedules:
             schedule.stop()
         for poller in self.pollers:

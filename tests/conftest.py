@@ -63,6 +63,7 @@ def stack() -> Iterator[resources.Stack]:
         created = create_tables()
         boto3.client("sesv2").create_email_identity(EmailIdentity=os.environ["EMAIL_IDENTITY"])
         yield created
+        resources.forget_table_copies()
         aws.reset()
         config.reset()
         credentials.forget()
@@ -221,7 +222,10 @@ def atomic_aws_calls(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def one_at_a_time(self: Any, *args: Any, **kwargs: Any) -> Any:
         with lock:
-            return original(self, *args, **kwargs)
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                resources.forget_table_copies()
 
     monkeypatch.setattr(BotocoreStubber, "__call__", one_at_a_time)
 
