@@ -1,0 +1,157 @@
+"""The warm batch (10 rule actions x 3 recipients against one provider round trip), its AWS
+calls per SMS, and the statistics read, against moto (see `moto_calls` for its time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+from bench.moto_calls import Calls, SimulatorProcess, create_connector, in_moto
+
+Row = tuple[str, str, str, str, str, str]  # measure, value, floor, ratio, target, met
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def warm_batch(repeats: int, latency: float, aws_latency: float) -> list[Row]:
+    with SimulatorProcess(latency) as sim:
+
+        def body(stack: Any, calls: Calls) -> list[Row]:
+            from devstack.handlers import load
+            from devstack.lambda_context import LambdaContext
+            from devstack.sqs import sqs_event, sqs_record
+            from sms_connector import config
+
+            os.environ["TWILIO_API_URL"] = sim.url
+            os.environ["FALLBACK_QUEUE_URL"] = stack.refs["FallbackQueue"]
+            config.reset()
+            connector = create_connector(3)
+            sender = load("SenderFunction")
+
+            def batch(n: int) -> dict[str, Any]:
+                records = [
+                    sqs_record({"connectorId": connector, "message": f"bench {n}-{i}", "actionId": f"{n}-{i}"})
+                    for i in range(10)
+                ]
+                return sender(sqs_event(*records), LambdaContext("sender", 60))
+
+            batch(-1)  # warm: connections, threads, secret cache, imports
+            walls, modelled, without, counts = [], [], [], []
+            for n in range(repeats):
+                before = len(calls.names)
+                started = time.perf_counter()
+                answer = batch(n)
+                ended = time.perf_counter()
+                assert answer["batchItemFailures"] == [], answer
+                walls.append(ended - started)
+                modelled.append(calls.modelled(started, ended, aws_latency))
+                without.append(ended - started - calls.seconds(started))
+                counts.append(len(calls.names) - before)
+            assert sim.sent() == 30 * (repeats + 1)
+            wall, model, less = (statistics.median(v) for v in (walls, modelled, without))
+            per_sms = statistics.median(counts) / 30
+            kinds = ", ".join(sorted(set(calls.names[-statistics.median_low(counts) :])))
+            round_trip = f"{latency * 1000:.0f} ms (1 round trip)"
+            return [
+                (
+                    f"warm batch, 10 actions x 3 recipients, each AWS call {aws_latency * 1000:.0f} ms",
+                    f"{model * 1000:.0f} ms",
+                    round_trip,
+                    f"{model / latency:.2f}x",
+                    "<= 1.3x",
+                    _met(model / latency <= 1.3),
+                ),
+                (
+                    "  the same, AWS calls taking no time",
+                    f"{less * 1000:.0f} ms",
+                    round_trip,
+                    f"{less / latency:.2f}x",
+                    "<= 1.3x",
+                    _met(less / latency <= 1.3),
+                ),
+                (
+                    "  the same, raw: AWS calls as long as moto takes",
+                    f"{wall * 1000:.0f} ms",
+                    round_trip,
+                    f"{wall / latency:.2f}x",
+                    "report",
+                    "-",
+                ),
+                (
+                    "AWS calls per SMS (warm batch)",
+                    f"{per_sms:.2f} ({statistics.median(counts):.0f} calls: {kinds})",
+                    "30 SMS",
+                    f"{per_sms:.2f}",
+                    "<= 0.1",
+                    _met(per_sms <= 0.1 + 1e-9),
+                ),
+            ]
+
+        rows: list[Row] = in_moto(body)
+        return rows
+
+
+def stats_read(repeats: int) -> list[Row]:
+    def body(stack: Any, calls: Calls) -> list[Row]:
+        from devstack.apigw import http_event
+        from devstack.handlers import load
+        from devstack.lambda_context import LambdaContext
+        from sms_connector import clock, dynamo, stats
+
+        connector = create_connector(1)
+        handler = load("StatsFunction")
+
+        def record(n: int) -> None:  # through the counters' own transaction items
+            now = clock.iso(clock.now())
+            deltas = [
+                stats.Delta(at=now, sent=int(bool(i % 10)), fails=int(not i % 10), last_error="x") for i in range(n)
+            ]
+            for start in range(0, n, 500):
+                items = stats.updates(connector, deltas[start : start + 500])
+                dynamo.client().transact_write_items(TransactItems=items)
+
+        def read() -> tuple[float, int, dict[str, Any]]:
+            times, counts = [], []
+            for _ in range(repeats):
+                before = len(calls.names)
+                started = time.perf_counter()
+                answer = handler(
+                    http_event("GET", f"/connectors/{connector}/stats", claims={"tenant_id": "t"}),
+                    LambdaContext("stats"),
+                )
+                times.append(time.perf_counter() - started)
+                counts.append(len(calls.names) - before)
+            return statistics.median(times), int(statistics.median(counts)), json.loads(answer["body"])
+
+        record(10)
+        t10, c10, f10 = read()
+        record(9990)
+        t10k, c10k, f10k = read()
+        assert (f10["attempts"], f10k["attempts"]) == (10, 10000)
+        kinds = ", ".join(sorted(set(calls.names[-c10k:])))
+        return [
+            (
+                "stats read after 10 sends",
+                f"{t10 * 1000:.1f} ms, {c10} call ({kinds})",
+                "-",
+                "-",
+                "1 call",
+                _met(c10 == 1),
+            ),
+            (
+                "stats read after 10,000 sends",
+                f"{t10k * 1000:.1f} ms, {c10k} call",
+                f"{t10 * 1000:.1f} ms (10 sends)",
+                f"{t10k / t10:.2f}x",
+                "1 call, same time",
+                _met(c10k == 1 and t10k / t10 < 1.5),
+            ),
+        ]
+
+    rows: list[Row] = in_moto(body)
+    return rows
