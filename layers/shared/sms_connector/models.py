@@ -1,4 +1,8 @@
-"""The connector API's models: what a client may send and what it gets back."""
+"""The connector API's models: what a client may send and what it gets back.
+
+Every model is built on first use (`defer_build`), not at import: each API function builds
+only the models its routes use, and its cold start does not wait for the others.
+"""
 
 from __future__ import annotations
 
@@ -97,7 +101,7 @@ Elks46Sender = Annotated[
 class Strict(BaseModel):
     """Unknown fields are errors: a typo in a field name must not be silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 # --- credentials --------------------------------------------------------------------------
@@ -290,7 +294,7 @@ ConnectorUpdate = Annotated[
 UNION_TAGS = frozenset({"email", *PROVIDERS})
 
 
-class ConnectorOut(BaseModel):
+class ConnectorOut(BaseModel, defer_build=True):
     """A connector as the API shows it: settings, no secret values."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -310,7 +314,7 @@ class ConnectorOut(BaseModel):
     updatedAt: str
 
 
-class ConnectorPage(BaseModel):
+class ConnectorPage(BaseModel, defer_build=True):
     items: list[ConnectorOut]
     nextToken: str | None
 
@@ -323,17 +327,17 @@ class TestSendIn(Strict):
     message: Message | None = None
 
 
-class SendResult(BaseModel):
+class SendResult(BaseModel, defer_build=True):
     to: str
     status: Literal["sent", "failed", "unknown", "suppressed", "not attempted"]
     error: str | None = Field(default=None, description="why it was not (surely) sent; numbers masked")
 
 
-class TestSendOut(BaseModel):
+class TestSendOut(BaseModel, defer_build=True):
     results: list[SendResult]
 
 
-class VerifyOut(BaseModel):
+class VerifyOut(BaseModel, defer_build=True):
     ok: bool = Field(description="the provider accepted the stored credentials")
     detail: str = Field(description="the provider's verdict in words a user can act on")
     balance: str | None = Field(
@@ -358,7 +362,7 @@ class PreviewIn(Strict):
     )
 
 
-class PreviewOut(BaseModel):
+class PreviewOut(BaseModel, defer_build=True):
     encoding: Literal["GSM-7", "UCS-2"]
     characters: int = Field(description="characters as a person counts them (code points)")
     segments: int = Field(description="SMS parts the message is sent as")
@@ -374,25 +378,25 @@ class PreviewOut(BaseModel):
 # --- errors -------------------------------------------------------------------------------
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(BaseModel, defer_build=True):
     statusCode: int
     message: str
 
 
-class GatewayErrorBody(BaseModel):
+class GatewayErrorBody(BaseModel, defer_build=True):
     """What API Gateway itself answers (its authorizer's 401)."""
 
     message: str
 
 
-class FieldError(BaseModel):
+class FieldError(BaseModel, defer_build=True):
     loc: list[str | int]
     msg: str
     type: str
     field: str
 
 
-class ValidationErrorBody(BaseModel):
+class ValidationErrorBody(BaseModel, defer_build=True):
     statusCode: int
     message: str
     detail: list[FieldError]
@@ -401,23 +405,23 @@ class ValidationErrorBody(BaseModel):
 # --- statistics and logs --------------------------------------------------------------------
 
 
-class LastError(BaseModel):
+class LastError(BaseModel, defer_build=True):
     message: str
     at: str
 
 
-class Cost(BaseModel):
+class Cost(BaseModel, defer_build=True):
     amount: str = Field(description="a decimal amount, as the providers report it")
     currency: str | None = Field(description="ISO 4217; null for 46elks before its account currency is known")
 
 
-class Day(BaseModel):
+class Day(BaseModel, defer_build=True):
     date: str = Field(description="YYYY-MM-DD (UTC)")
     sent: int
     failed: int
 
 
-class StatsOut(BaseModel):
+class StatsOut(BaseModel, defer_build=True):
     totalSent: int = Field(description="SMS accepted by the provider, one per recipient")
     totalFails: int = Field(description="failed sends, one per recipient per rule action, after retries")
     sentThisMonth: int = Field(description="totalSent within the current calendar month (UTC)")
@@ -443,7 +447,7 @@ class StatsOut(BaseModel):
     daily: list[Day] = Field(description="this month's sent and failed SMS per day (UTC), for the panel's chart")
 
 
-class LogEntry(BaseModel):
+class LogEntry(BaseModel, defer_build=True):
     at: str
     level: Literal["error", "warning"]
     message: str
@@ -454,6 +458,6 @@ class LogEntry(BaseModel):
     kind: str | None = Field(default=None, description="sms or email (the fallback)")
 
 
-class LogPage(BaseModel):
+class LogPage(BaseModel, defer_build=True):
     items: list[LogEntry]
     nextToken: str | None
