@@ -108,8 +108,7 @@ class ProviderSimulator:
         class Handler(_Handler):
             sim = simulator
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     # --- lifecycle --------------------------------------------------------------------
@@ -419,6 +418,13 @@ class _Timeline:
                 action()
             except Exception:  # one broken action must not stop the others
                 logging.getLogger(__name__).exception("simulator timeline action failed")
+
+
+class _Server(ThreadingHTTPServer):
+    # A batch opens up to SEND_CONCURRENCY connections at once: with the default backlog of 5
+    # the kernel drops the rest, and each dropped connect waits a second to try again.
+    request_queue_size = 128
+    daemon_threads = True
 
 
 class _Handler(BaseHTTPRequestHandler):
