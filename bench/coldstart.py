@@ -11,8 +11,9 @@
   the Logger; the queue consumers: the Logger and the batch utility). What is above it is ours.
 - **First request**: in the same interpreter, right after init, one representative request;
   its AWS calls are answered locally with the answers moto gave the same request (recorded just
-  before), so no network time is in it. Its floor makes the same AWS calls, with the same
-  parameters and answers, through the floor's clients. This is where work moved out of init
+  before), and its provider calls with the simulator's answers, so no network time is in it.
+  Its floor makes the same AWS calls, with the same parameters and answers, through the
+  floor's clients. This is where work moved out of init
   (deferred model building, the OpenAPI document) shows up.
 
 Every process reads bytecode from a private cache (`.bench/pycache`, written by a warm-up run),
@@ -31,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +118,25 @@ def replay(clients, calls):
     for client in clients:
         client.meta.events.register_first("before-send", answer)
 
+def replay_provider(answers):
+    # Answer each provider call with a recorded answer, in order (no network time either).
+    if not answers:
+        return
+    import threading
+    import urllib3
+    from sms_connector.providers import base, elks46, telnyx, twilio
+
+    lock = threading.Lock()
+    queue = list(answers)
+
+    def request(method, url, *, headers, body=None):
+        with lock:
+            answer = queue.pop(0)
+        return urllib3.HTTPResponse(body=answer["body"].encode(), status=answer["status"], headers=answer["headers"])
+
+    for module in (base, elks46, telnyx, twilio):
+        module.request = request
+
 class Context:
     function_name = "bench"
     memory_limit_in_mb = 512
@@ -150,11 +172,12 @@ if spec.get("request"):
     request = spec["request"]
     if kind == "function":
         replay(clients, request["calls"])
+        replay_provider(request["provider"])
         answer = module.handler(request["event"], Context())
         status = answer.get("statusCode", 200) if isinstance(answer, dict) else 200
         assert status == request["status"], (status, answer)
         assert not (isinstance(answer, dict) and answer.get("batchItemFailures")), answer
-    else:
+    elif request["calls"]:
         import botocore.exceptions
         replay(clients.values(), request["calls"])
         for call in request["calls"]:
@@ -175,6 +198,7 @@ class Request:
     event: dict[str, Any]
     status: int = 200
     calls: list[dict[str, Any]] = field(default_factory=list)
+    provider: list[dict[str, Any]] = field(default_factory=list)  # the providers' answers
 
 
 def _env(extra: dict[str, str], *, write: bool) -> dict[str, str]:
@@ -261,7 +285,9 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
         env = _function_env(name) | extra_env
         request = requests.get(name)
         req = (
-            {"event": request.event, "status": request.status, "calls": request.calls} if request is not None else None
+            {"event": request.event, "status": request.status, "calls": request.calls, "provider": request.provider}
+            if request is not None
+            else None
         )
         ours = {"kind": "function", "layer": str(LAYER), "module": module, "clients": clients, "request": req}
         if clients:
@@ -353,15 +379,38 @@ def record_requests(provider_url: str) -> dict[str, Request]:
         }
         for name, request in requests.items():
             moto_calls.forget_caches()
-            with moto_calls.recording(calls) as recorded:
+            with moto_calls.recording(calls) as recorded, _provider_answers() as answers:
                 answer = load(name)(request.event, LambdaContext(name, 60))
             status = answer.get("statusCode", 200) if isinstance(answer, dict) else 200
             assert status == request.status, (name, answer)
-            request.calls = recorded
+            request.calls, request.provider = recorded, answers
         return requests
 
     result: dict[str, Request] = moto_calls.in_moto(body)
     return result
+
+
+@contextmanager
+def _provider_answers() -> Iterator[list[dict[str, Any]]]:
+    """Record the answers of every provider call made inside."""
+    from sms_connector.providers import base, elks46, telnyx, twilio
+
+    answers: list[dict[str, Any]] = []
+    real = base.request
+
+    def request(method: str, url: str, **kwargs: Any) -> Any:
+        response = real(method, url, **kwargs)
+        answers.append({"status": response.status, "headers": dict(response.headers), "body": response.data.decode()})
+        return response
+
+    modules = (base, elks46, telnyx, twilio)
+    for module in modules:
+        module.request = request  # type: ignore[attr-defined]
+    try:
+        yield answers
+    finally:
+        for module in modules:
+            module.request = real  # type: ignore[attr-defined]
 
 
 def build_layer() -> Path:
