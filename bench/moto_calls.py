@@ -1,9 +1,11 @@
 """Handlers run in-process against moto: their AWS calls counted, timed and recorded.
 
 moto answers in-process, in Python, and its transactions deep-copy the whole table once per
-item, so its time says nothing about DynamoDB's. `Calls.modelled` replaces it: each AWS call
-takes `latency` instead, and calls that were in flight together count once (a group of
-overlapping calls takes the time from its first start to its last start, plus `latency`).
+item, so its time says nothing about DynamoDB's. With `Calls.latency` set, each AWS call also
+waits that long after moto answered, as for a network answer (the calling thread sleeps; the
+others run on), and `Calls.moto_cpu` says how much CPU moto spent: moto holds the interpreter
+while it computes, stalling every thread, so the wall time less that CPU is the wall time with
+each call taking `latency` and no local work, the way DynamoDB's calls are.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class Calls:
     """Every AWS call made by clients created after `install` (botocore hooks)."""
 
     names: list[str] = field(default_factory=list)
-    spans: list[tuple[float, float]] = field(default_factory=list)  # (sent, answered) per HTTP request
+    latency: float = 0.0  # seconds each call waits after moto answered
+    cpu: list[tuple[float, float]] = field(default_factory=list)  # (sent at, moto's CPU seconds) per request
     recorded: list[dict[str, Any]] | None = None  # when recording: operation, params, answer
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
@@ -59,14 +62,17 @@ class Calls:
                 )
 
     def _sent(self, **_: Any) -> None:
-        self._local.sent = time.perf_counter()
+        self._local.sent = (time.perf_counter(), time.thread_time())
 
     def _answered(self, **_: Any) -> None:
         sent = getattr(self._local, "sent", None)
-        if sent is not None:
-            with self._lock:
-                self.spans.append((sent, time.perf_counter()))
-            self._local.sent = None
+        if sent is None:
+            return
+        self._local.sent = None
+        with self._lock:
+            self.cpu.append((sent[0], time.thread_time() - sent[1]))
+        if self.latency:
+            time.sleep(self.latency)
 
     def _response(self, response_dict: dict[str, Any] | None, event_name: str, **_: Any) -> None:
         if self.recorded is None or response_dict is None:
@@ -78,32 +84,10 @@ class Calls:
             call["headers"] = dict(response_dict["headers"])
             call["body"] = response_dict["body"].decode()
 
-    def seconds(self, since: float) -> float:
-        """Time with at least one AWS call in flight, since `since` (perf_counter)."""
-        return sum(end - start for start, end in _groups([s for s in self.spans if s[0] >= since]))
-
-    def modelled(self, since: float, until: float, latency: float) -> float:
-        """The wall time from `since` to `until` with each AWS call taking `latency` instead."""
-        wall = until - since
-        for start, end, last_start in _groups_with_last_start([s for s in self.spans if s[0] >= since]):
-            wall += (last_start - start + latency) - (end - start)
-        return wall
-
-
-def _groups(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    return [(s, e) for s, e, _ in _groups_with_last_start(spans)]
-
-
-def _groups_with_last_start(spans: list[tuple[float, float]]) -> list[tuple[float, float, float]]:
-    """Overlapping spans merged: (first start, last end, last start) per group."""
-    groups: list[list[float]] = []
-    for start, end in sorted(spans):
-        if groups and start < groups[-1][1]:
-            groups[-1][1] = max(groups[-1][1], end)
-            groups[-1][2] = start
-        else:
-            groups.append([start, end, start])
-    return [(g[0], g[1], g[2]) for g in groups]
+    def moto_cpu(self, since: float) -> float:
+        """The CPU moto spent answering the calls sent since `since` (perf_counter)."""
+        with self._lock:
+            return sum(cpu for sent, cpu in self.cpu if sent >= since)
 
 
 def _snake(name: str) -> str:
@@ -151,9 +135,7 @@ def forget_caches() -> None:
     config.reset()
     credentials.forget()
     base.reset()
-    forget = getattr(connector_store, "forget", None)
-    if forget is not None:
-        forget()
+    connector_store.forget()
 
 
 def create_connector(recipients: int, account: tuple[str, str] = SIM_ACCOUNT) -> str:
