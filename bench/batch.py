@@ -9,7 +9,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.moto_calls import Calls, SimulatorProcess, create_connector, in_moto
+from bench.moto_calls import SIM_ACCOUNT, Calls, SimulatorProcess, create_connector, in_moto
 
 Row = tuple[str, str, str, str, str, str]  # measure, value, floor, ratio, target, met
 
@@ -19,6 +19,8 @@ def _met(ok: bool) -> str:
 
 
 def warm_batch(repeats: int, latency: float, aws_latency: float) -> list[Row]:
+    """The sender's wall time for a warm batch against one provider round trip (`latency`
+    plus the simulator's own handling, measured in the same run)."""
     with SimulatorProcess(latency) as sim:
 
         def body(stack: Any, calls: Calls) -> list[Row]:
@@ -62,31 +64,32 @@ def warm_batch(repeats: int, latency: float, aws_latency: float) -> list[Row]:
             calls.latency = 0.0
             assert sim.sent() == 30 * (n + 1)
             wall, model, less = (statistics.median(runs[k]) for k in ("raw", "modelled", "without"))
+            trip = _round_trip(sim.url, repeats)
             per_sms = statistics.median(counts) / 30
             kinds = ", ".join(sorted(set(calls.names[-statistics.median_low(counts) :])))
-            round_trip = f"{latency * 1000:.0f} ms (1 round trip)"
+            round_trip = f"{trip * 1000:.0f} ms (1 round trip, measured)"
             return [
                 (
                     f"warm batch, 10 actions x 3 recipients, each AWS call {aws_latency * 1000:.0f} ms",
                     f"{model * 1000:.0f} ms",
                     round_trip,
-                    f"{model / latency:.2f}x",
+                    f"{model / trip:.2f}x",
                     "<= 1.3x",
-                    _met(model / latency <= 1.3),
+                    _met(model / trip <= 1.3),
                 ),
                 (
                     "  the same, AWS calls taking no time (moto's CPU left out)",
                     f"{less * 1000:.0f} ms",
                     round_trip,
-                    f"{less / latency:.2f}x",
+                    f"{less / trip:.2f}x",
                     "<= 1.3x",
-                    _met(less / latency <= 1.3),
+                    _met(less / trip <= 1.3),
                 ),
                 (
                     "  the same, raw: AWS calls as long as moto takes",
                     f"{wall * 1000:.0f} ms",
                     round_trip,
-                    f"{wall / latency:.2f}x",
+                    f"{wall / trip:.2f}x",
                     "report",
                     "-",
                 ),
@@ -102,6 +105,25 @@ def warm_batch(repeats: int, latency: float, aws_latency: float) -> list[Row]:
 
         rows: list[Row] = in_moto(body)
         return rows
+
+
+def _round_trip(url: str, repeats: int) -> float:
+    """One send to the simulated provider by a bare HTTP client, on a kept-alive connection:
+    the `latency` it waits plus its own handling, the floor the batch is compared with."""
+    import urllib3
+
+    sid, token = SIM_ACCOUNT
+    headers = urllib3.make_headers(basic_auth=f"{sid}:{token}")
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    body = b"To=%2B46710000001&From=%2B46700000000&Body=bench"
+    pool = urllib3.PoolManager()
+    times = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        answer = pool.request("POST", f"{url}/2010-04-01/Accounts/{sid}/Messages.json", headers=headers, body=body)
+        times.append(time.perf_counter() - started)
+        assert answer.status == 201, answer.data
+    return statistics.median(times[1:])  # the first one connects
 
 
 def stats_read(repeats: int) -> list[Row]:
