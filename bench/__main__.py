@@ -95,17 +95,20 @@ def _tree_size(path: Path) -> int:
 
 
 def deployed_size() -> list[Row]:
-    """The layer as `sam build` makes it (`coldstart.build_layer`), and each function's folder."""
-    target = coldstart.build_layer()
+    """The layer as `sam build` makes it (`coldstart.build_layer`: with bytecode), and each
+    function's folder."""
+    target, python = coldstart.build_layer()
     layer = _tree_size(BUILD / "layer")
+    bytecode = sum(p.stat().st_size for p in (BUILD / "layer").rglob("*.pyc"))
     functions = sum(_tree_size(p) - _tree_size(p / "__pycache__") for p in (ROOT / "functions").iterdir() if p.is_dir())
     biggest = sorted(((_tree_size(p), p.name) for p in target.iterdir() if p.is_dir()), reverse=True)[:4]
     total = (layer + functions) / 1e6
     detail = ", ".join(f"{name} {size / 1e6:.1f}" for size, name in biggest)
+    compiled = "" if python.endswith("python3.12") else f", bytecode of {Path(python).name}: no 3.12 found"
     return [
         (
             "deployed size, unzipped (layer + functions)",
-            f"{total:.1f} MB (largest: {detail})",
+            f"{total:.1f} MB, of which bytecode {bytecode / 1e6:.1f} (largest: {detail}{compiled})",
             "-",
             "-",
             "<= 15 MB",
