@@ -15,17 +15,17 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from .. import clock, connector_store, credentials, ids, limits, masking
+from .. import clock, connector_store, credentials, ids, json_fields, limits, masking
 from ..config import settings
 from ..errors import InvalidField, NotFound
 from ..receipts import callback_url
-from ..text import Message
+from ..text import MAX_MESSAGE_CHARS, clean_message
 from . import emails, record
 from .attempts import deliver
 from .outcome import NOT_ATTEMPTED, SENT, SUPPRESSED, UNKNOWN, Outcome
@@ -48,15 +48,33 @@ def executor() -> ThreadPoolExecutor:
         return _executor
 
 
-class RuleAction(BaseModel):
-    """The rule engine's message on the send queue (DESIGN.md, Rule actions)."""
+_ACTION_FIELDS = {
+    "connectorId": json_fields.Text(min_length=1, max_length=64),
+    "message": json_fields.Text(min_length=1, max_length=MAX_MESSAGE_CHARS, check=clean_message),
+    "actionId": json_fields.Text(min_length=1, max_length=200, required=False, nullable=True),
+    "tenantId": json_fields.Text(min_length=1, max_length=200, required=False, nullable=True),
+}
 
-    model_config = ConfigDict(extra="ignore")
 
-    connectorId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    message: Message
-    actionId: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    tenantId: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+@dataclass(frozen=True)
+class RuleAction:
+    """The rule engine's message on the send queue (DESIGN.md, Rule actions); other fields are
+    ignored. Checked by `json_fields`: the sender imports no pydantic."""
+
+    connectorId: str
+    message: str
+    actionId: str | None = None
+    tenantId: str | None = None
+
+    @classmethod
+    def parse(cls, body: str) -> RuleAction:
+        """The action in an SQS message's body, or json_fields.Malformed."""
+        return cls(**json_fields.parse(body, _ACTION_FIELDS))
+
+    @classmethod
+    def check(cls, value: Any) -> RuleAction:
+        """The action an object describes, or json_fields.Malformed."""
+        return cls(**json_fields.check(value, _ACTION_FIELDS))
 
 
 class ConnectorUnavailable(Exception):
