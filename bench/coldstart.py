@@ -166,6 +166,8 @@ else:
         clients = {name: boto3.client(name) for name in spec["clients"]}
     exec(spec.get("stack") or "")
 ready = time.monotonic()
+import resource
+memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # what a snapshot of init would hold
 first = None
 if spec.get("request"):
     started = time.perf_counter()
@@ -186,7 +188,7 @@ if spec.get("request"):
             except botocore.exceptions.ClientError:
                 pass  # recorded as an error: the function got the same one
     first = time.perf_counter() - started
-print(json.dumps([ready, first]), flush=True)
+print(json.dumps([ready, first, memory]), flush=True)
 """
 
 
@@ -210,8 +212,9 @@ def _env(extra: dict[str, str], *, write: bool) -> dict[str, str]:
     return env
 
 
-def _run(spec: dict[str, Any], env: dict[str, str], pycache: Path) -> tuple[float, float | None]:
-    """One fresh interpreter: (cold init in seconds, first request in seconds or None)."""
+def _run(spec: dict[str, Any], env: dict[str, str], pycache: Path) -> tuple[float, float | None, int]:
+    """One fresh interpreter: (cold init in seconds, first request in seconds or None, its
+    peak memory after init in bytes)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=BUILD, delete=False) as f:
         json.dump(spec, f)
     try:
@@ -226,8 +229,8 @@ def _run(spec: dict[str, Any], env: dict[str, str], pycache: Path) -> tuple[floa
         )
         if out.returncode:
             raise RuntimeError(f"{spec['kind']} {spec.get('module', '')} failed:\n{out.stderr[-3000:]}")
-        ready, first = json.loads(out.stdout.strip().splitlines()[-1])
-        return ready - started, first
+        ready, first, memory = json.loads(out.stdout.strip().splitlines()[-1])
+        return ready - started, first, memory
     finally:
         os.unlink(f.name)
 
@@ -270,6 +273,7 @@ class Figures:
     first: float | None
     first_floor: float | None
     calls: int
+    memory: int  # peak resident memory after init, bytes
 
 
 def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) -> list[Figures]:
@@ -308,12 +312,14 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
             source_cache = _layer_from_source_cache()
         # Interleaved, so that drifting load on a shared machine hits all alike.
         samples: dict[str, list[float]] = {"init": [], "floor": [], "stack": [], "source": [], "first": [], "ff": []}
+        memory = []
         for _ in range(runs):
-            init, first = _run(ours, _env(env, write=False), PYCACHE)
+            init, first, rss = _run(ours, _env(env, write=False), PYCACHE)
+            memory.append(rss)
             samples["init"].append(init)
             if first is not None:
                 samples["first"].append(first)
-            floor_init, floor_first = _run(floor, _env(env, write=False), PYCACHE)
+            floor_init, floor_first, _ = _run(floor, _env(env, write=False), PYCACHE)
             samples["floor"].append(floor_init)
             if floor_first is not None:
                 samples["ff"].append(floor_first)
@@ -334,6 +340,7 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
                 first=median["first"],
                 first_floor=median["ff"],
                 calls=len(request.calls) if request else 0,
+                memory=int(statistics.median(memory)),
             )
         )
     return figures
