@@ -9,6 +9,7 @@ items that changes each SMS's record together with the counters and the log entr
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -113,12 +114,16 @@ def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: 
         smses, secrets, _ = _with_secrets(_smses(actions, connectors, failures), failures)
         record.claim(smses, owner, lease)
     else:
-        reading = executor().submit(connector_store.get_many, ids)  # its threads are idle until the sends
         smses = _smses(actions, known, {})
+        claiming = executor().submit(record.claim, smses, owner, lease)  # its threads are idle until the sends
         try:
-            record.claim(smses, owner, lease)
-        finally:
-            connectors = reading.result()
+            connectors = connector_store.get_many(ids)  # the smaller request: it leaves first
+        except Exception:
+            with contextlib.suppress(Exception):  # give the claims back rather than let their lease run out
+                claiming.result()
+                record.unclaim(smses, owner)
+            raise
+        claiming.result()
         stale = {i for i in ids if _claimed_as(known.get(i)) != _claimed_as(connectors.get(i))}
         if stale:
             record.unclaim([s for s in smses if s.connector["id"] in stale], owner)
