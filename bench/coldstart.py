@@ -166,8 +166,8 @@ else:
         clients = {name: boto3.client(name) for name in spec["clients"]}
     exec(spec.get("stack") or "")
 ready = time.monotonic()
-import resource
-memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # what a snapshot of init would hold
+import os
+memory = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")  # resident: a snapshot's size
 first = None
 if spec.get("request"):
     started = time.perf_counter()
@@ -214,7 +214,7 @@ def _env(extra: dict[str, str], *, write: bool) -> dict[str, str]:
 
 def _run(spec: dict[str, Any], env: dict[str, str], pycache: Path) -> tuple[float, float | None, int]:
     """One fresh interpreter: (cold init in seconds, first request in seconds or None, its
-    peak memory after init in bytes)."""
+    resident memory after init in bytes; Linux)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=BUILD, delete=False) as f:
         json.dump(spec, f)
     try:
@@ -273,7 +273,7 @@ class Figures:
     first: float | None
     first_floor: float | None
     calls: int
-    memory: int  # peak resident memory after init, bytes
+    memory: int  # resident memory after init, bytes
 
 
 def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) -> list[Figures]:
