@@ -364,3 +364,21 @@ def test_a_connector_deleted_since_the_last_batch_texts_nobody(
     assert sender({"connectorId": connector, "message": "two", "actionId": "a2"}, message_ids=["m2"]) == ["m2"]
     assert [r.fields["text"] for r in sim.sent()] == ["one", "one"]
     assert [record.read(record.sms_id(connector, "a2", r["to"])) for r in TEAM[:2]] == [None, None]
+
+
+def test_a_failed_read_after_a_guess_leaves_no_claim(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sms_connector import connector_store
+
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=TEAM[:2]))
+    assert sender({"connectorId": connector, "message": "one", "actionId": "a1"}) == []
+
+    def unreadable(ids: set[str]) -> dict[str, Any]:
+        raise RuntimeError("DynamoDB is unreachable")
+
+    monkeypatch.setattr(connector_store, "get_many", unreadable)
+    with pytest.raises(RuntimeError):
+        sender({"connectorId": connector, "message": "two", "actionId": "a2"})
+    assert [r.fields["text"] for r in sim.sent()] == ["one", "one"]
+    assert [record.read(record.sms_id(connector, "a2", r["to"])) for r in TEAM[:2]] == [None, None]
