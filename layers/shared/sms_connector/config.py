@@ -51,12 +51,13 @@ _BOUNDS: dict[str, tuple[float, float, bool]] = {
 
 def _read(field: dataclasses.Field[object], text: str) -> object:
     name = field.name.upper()
-    if field.type == "str":
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    if kind == "str":
         return text
     try:
-        value: float = int(text) if field.type == "int" else float(text)
+        value: float = int(text) if kind == "int" else float(text)
     except ValueError:
-        raise ValueError(f"{name} must be {'a whole number' if field.type == 'int' else 'a number'}") from None
+        raise ValueError(f"{name} must be {'a whole number' if kind == 'int' else 'a number'}") from None
     low, high, low_allowed = _BOUNDS[field.name]
     if not (value >= low if low_allowed else value > low) or value > high or math.isnan(value):
         above = f"at least {low}" if low_allowed else f"more than {low}"
