@@ -251,13 +251,12 @@ def _action_problem(body: dict[str, Any]) -> str | None:
     from .handlers import mount_layers
 
     mount_layers()
-    from pydantic import ValidationError
-
+    from sms_connector.json_fields import Malformed
     from sms_connector.sending import RuleAction
 
     try:
-        RuleAction.model_validate(body)
-    except ValidationError as exc:
+        RuleAction.check(body)
+    except Malformed as exc:
         return "; ".join(_explain(e) for e in exc.errors())
     return None
 

@@ -41,7 +41,7 @@ from devstack import resources
 from devstack.apigw import http_event
 from devstack.lambda_context import LambdaContext
 from devstack.template import ROOT
-from sms_connector import aws, config, credentials
+from sms_connector import aws, config, connector_store, credentials
 
 
 def create_tables() -> resources.Stack:
@@ -60,6 +60,7 @@ def stack() -> Iterator[resources.Stack]:
         aws.reset()
         config.reset()
         credentials.forget()
+        connector_store.forget()
         created = create_tables()
         boto3.client("sesv2").create_email_identity(EmailIdentity=os.environ["EMAIL_IDENTITY"])
         yield created
@@ -67,6 +68,7 @@ def stack() -> Iterator[resources.Stack]:
         aws.reset()
         config.reset()
         credentials.forget()
+        connector_store.forget()
         base.reset()  # a test may have changed the provider timeouts
 
 

@@ -334,3 +334,51 @@ def test_the_same_action_twice_in_one_batch_texts_once(
     assert sender(body, body, message_ids=["m1", "m2"]) == []
     assert len(sim.sent()) == 2
     assert stats.read(connector)["totalSent"] == 2
+
+
+def test_a_recipient_replaced_since_the_last_batch_is_not_texted(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any
+) -> None:
+    # Given a batch sent (this environment remembers the connector, and claims the next batch
+    # with it while reading it again)
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=TEAM[:2]))
+    assert sender({"connectorId": connector, "message": "one", "actionId": "a1"}) == []
+    # When a recipient is replaced
+    replaced = [TEAM[0], {"to": "+46710000009"}]
+    status, _ = connectors_api("PUT", f"/connectors/{connector}", with_(GUIDE_TWILIO, recipients=replaced))
+    assert status == 200
+    assert sender({"connectorId": connector, "message": "two", "actionId": "a2"}) == []
+    # Then the next batch texts the recipients as they are now, and no claim is left for the other
+    assert sorted(r.fields["to"] for r in sim.sent() if r.fields["text"] == "two") == ["+46710000001", "+46710000009"]
+    assert record.read(record.sms_id(connector, "a2", TEAM[1]["to"])) is None
+    assert stats.read(connector)["totalSent"] == 4
+
+
+def test_a_connector_deleted_since_the_last_batch_texts_nobody(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any
+) -> None:
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=TEAM[:2]))
+    assert sender({"connectorId": connector, "message": "one", "actionId": "a1"}) == []
+    status, _ = connectors_api("DELETE", f"/connectors/{connector}")
+    assert status == 204
+    assert sender({"connectorId": connector, "message": "two", "actionId": "a2"}, message_ids=["m2"]) == ["m2"]
+    assert [r.fields["text"] for r in sim.sent()] == ["one", "one"]
+    assert [record.read(record.sms_id(connector, "a2", r["to"])) for r in TEAM[:2]] == [None, None]
+
+
+def test_a_failed_read_after_a_guess_leaves_no_claim(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sms_connector import connector_store
+
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=TEAM[:2]))
+    assert sender({"connectorId": connector, "message": "one", "actionId": "a1"}) == []
+
+    def unreadable(ids: set[str]) -> dict[str, Any]:
+        raise RuntimeError("DynamoDB is unreachable")
+
+    monkeypatch.setattr(connector_store, "get_many", unreadable)
+    with pytest.raises(RuntimeError):
+        sender({"connectorId": connector, "message": "two", "actionId": "a2"})
+    assert [r.fields["text"] for r in sim.sent()] == ["one", "one"]
+    assert [record.read(record.sms_id(connector, "a2", r["to"])) for r in TEAM[:2]] == [None, None]

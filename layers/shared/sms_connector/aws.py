@@ -9,7 +9,14 @@ import boto3
 from botocore.config import Config
 
 # Lambda gives a function little time; a hung AWS call must fail fast and be retried by SQS.
-_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+_CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"mode": "standard", "max_attempts": 3},
+    # Our requests are built by code, not typed by people, and AWS checks them anyway: checking
+    # each parameter against the model first costs the sender about 5 ms a batch.
+    parameter_validation=False,
+)
 
 
 @cache

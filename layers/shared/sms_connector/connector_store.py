@@ -10,11 +10,16 @@ GSI `gsi1` (gsi1pk = TENANT#{tenant}, gsi1sk = {createdAt}#{id}) lists a tenant'
 
 from __future__ import annotations
 
+import copy
+import threading
 from typing import Any
 
 from . import dynamo
 
 CONFIG = "CONFIG"
+KNOWN_MAX = 256  # connectors remembered per environment (a few KB each)
+_known: dict[str, dict[str, Any]] = {}
+_known_lock = threading.Lock()
 
 
 def pk(connector_id: str) -> str:
@@ -67,9 +72,33 @@ def get(connector_id: str) -> dict[str, Any] | None:
 
 
 def get_many(connector_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """Read several connectors in as few calls as DynamoDB allows (100 keys a call)."""
+    """Read several connectors in as few calls as DynamoDB allows (100 keys a call); this
+    environment remembers them (`known`)."""
     records = (_record(item) for item in dynamo.batch_get([key(i) for i in sorted(connector_ids)]))
-    return {record["id"]: record for record in records}
+    found = {record["id"]: record for record in records}
+    with _known_lock:
+        for connector_id in connector_ids:
+            _known.pop(connector_id, None)  # re-inserted last: the oldest go first
+            if connector_id in found:
+                _known[connector_id] = copy.deepcopy(found[connector_id])
+        while len(_known) > KNOWN_MAX:
+            _known.pop(next(iter(_known)))
+    return found
+
+
+def known(connector_ids: set[str]) -> dict[str, dict[str, Any]] | None:
+    """The connectors as `get_many` last read them in this environment, when it read them all;
+    else None. A guess to be confirmed by reading them again, never the truth."""
+    with _known_lock:
+        if not all(i in _known for i in connector_ids):
+            return None
+        return {i: _known[i] for i in connector_ids}
+
+
+def forget() -> None:
+    """Forget the connectors read so far (tests switch accounts between cases)."""
+    with _known_lock:
+        _known.clear()
 
 
 def list_for_tenant(

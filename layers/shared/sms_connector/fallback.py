@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -25,9 +26,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from . import aws, clock, connector_store, dynamo, masking
+from . import aws, clock, connector_store, dynamo, json_fields, masking
 from .sending import record as sms_record
 from .stats import Delta
 from .text import plain_line
@@ -46,29 +46,50 @@ RETRYABLE = {
     "LimitExceededException",
 }
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+_TEXT = json_fields.Text(min_length=1, max_length=2000)
+_FIELDS = {
+    "smsId": _TEXT,
+    "connectorId": _TEXT,
+    "tenantId": _TEXT,
+    "actionId": _TEXT,
+    "to": _TEXT,
+    "backupEmail": _TEXT,
+    "emailConnectorId": json_fields.Text(min_length=1, max_length=2000, required=False, nullable=True),
+    "message": json_fields.Text(required=False, default=""),
+    "provider": _TEXT,
+    "outcome": json_fields.Text(required=False, default="failed"),
+    "errorCode": json_fields.Text(required=False, nullable=True),
+    "errorKind": json_fields.Text(required=False, nullable=True),
+    "reason": json_fields.Text(required=False, nullable=True),
+    "failedAt": json_fields.Text(required=False, nullable=True),
+}
 
 
-class FallbackMessage(BaseModel):
+@dataclass(frozen=True)
+class FallbackMessage:
     """What the sender (or a receipt) queues for a recipient who is owed a backup email.
-    Phone numbers arrive masked; no credentials."""
+    Phone numbers arrive masked; no credentials. Other fields are ignored; checked by
+    `json_fields`, so this function imports no pydantic."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    smsId: Text
-    connectorId: Text
-    tenantId: Text
-    actionId: Text
-    to: Text
-    backupEmail: Text
-    emailConnectorId: Text | None = None
+    smsId: str
+    connectorId: str
+    tenantId: str
+    actionId: str
+    to: str
+    backupEmail: str
+    provider: str
+    emailConnectorId: str | None = None
     message: str = ""
-    provider: Text
     outcome: str = "failed"  # failed, unknown or undelivered
     errorCode: str | None = None
     errorKind: str | None = None
     reason: str | None = None
     failedAt: str | None = None
+
+    @classmethod
+    def parse(cls, body: str) -> FallbackMessage:
+        """The message in an SQS record's body, or json_fields.Malformed."""
+        return cls(**json_fields.parse(body, _FIELDS))
 
 
 class NotDueYet(Exception):
@@ -82,7 +103,7 @@ class Busy(Exception):
 
 def handle_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     def record_handler(record: SQSRecord) -> Any:  # Powertools passes it as `record=`
-        return deliver(FallbackMessage.model_validate_json(record.body))
+        return deliver(FallbackMessage.parse(record.body))
 
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
 

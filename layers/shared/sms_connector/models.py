@@ -1,4 +1,8 @@
-"""The connector API's models: what a client may send and what it gets back."""
+"""The connector API's models: what a client may send and what it gets back.
+
+Every model is built on first use (`defer_build`), not at import: each API function builds
+only the models its routes use, and its cold start does not wait for the others.
+"""
 
 from __future__ import annotations
 
@@ -121,7 +125,7 @@ Elks46Sender = Annotated[
 class Strict(BaseModel):
     """Unknown fields are errors: a typo in a field name must not be silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 # --- credentials --------------------------------------------------------------------------
@@ -321,7 +325,7 @@ ConnectorUpdate = Annotated[
 UNION_TAGS = frozenset({"email", *PROVIDERS})
 
 
-class RecipientOut(BaseModel):
+class RecipientOut(BaseModel, defer_build=True):
     to: str
     backupEmail: Omittable[str] = Field(default=None, description="left out when the recipient has none")
     optedOut: bool = Field(
@@ -330,7 +334,7 @@ class RecipientOut(BaseModel):
     )
 
 
-class LimitsOut(BaseModel):
+class LimitsOut(BaseModel, defer_build=True):
     """The limits that are set (a limit not set is left out)."""
 
     duplicateWindowMinutes: Omittable[int] = None
@@ -338,15 +342,15 @@ class LimitsOut(BaseModel):
     monthlySegmentBudget: Omittable[int] = None
 
 
-class Elks46Identifiers(BaseModel):
+class Elks46Identifiers(BaseModel, defer_build=True):
     username: str
 
 
-class TwilioIdentifiers(BaseModel):
+class TwilioIdentifiers(BaseModel, defer_build=True):
     accountSid: str
 
 
-class _ConnectorOut(BaseModel):
+class _ConnectorOut(BaseModel, defer_build=True):
     """A connector as the API shows it: settings, no secret values, no empty fields."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -408,7 +412,7 @@ ConnectorOut = Annotated[
 ]
 
 
-class ConnectorPage(BaseModel):
+class ConnectorPage(BaseModel, defer_build=True):
     items: list[ConnectorOut]
     nextToken: str | None
 
@@ -421,17 +425,17 @@ class TestSendIn(Strict):
     message: Message | None = None
 
 
-class SendResult(BaseModel):
+class SendResult(BaseModel, defer_build=True):
     to: str
     status: Literal["sent", "failed", "unknown", "suppressed", "not attempted"]
     error: str | None = Field(default=None, description="why it was not (surely) sent; numbers masked")
 
 
-class TestSendOut(BaseModel):
+class TestSendOut(BaseModel, defer_build=True):
     results: list[SendResult]
 
 
-class VerifyOut(BaseModel):
+class VerifyOut(BaseModel, defer_build=True):
     ok: bool = Field(description="the provider accepted the stored credentials")
     detail: str = Field(description="the provider's verdict in words a user can act on")
     balance: str | None = Field(
@@ -456,7 +460,7 @@ class PreviewIn(Strict):
     )
 
 
-class PreviewOut(BaseModel):
+class PreviewOut(BaseModel, defer_build=True):
     encoding: Literal["GSM-7", "UCS-2"]
     characters: int = Field(description="characters as a person counts them (code points)")
     segments: int = Field(description="SMS parts the message is sent as")
@@ -472,14 +476,14 @@ class PreviewOut(BaseModel):
 # --- errors -------------------------------------------------------------------------------
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(BaseModel, defer_build=True):
     """Every error answer of the API: the HTTP status again, and what is wrong in words."""
 
     statusCode: int
     message: str
 
 
-class GatewayErrorBody(BaseModel):
+class GatewayErrorBody(BaseModel, defer_build=True):
     """API Gateway's own answer, before any function runs (its JWT authorizer's 401):
     `{"message": "Unauthorized"}` on AWS, where an HTTP API cannot reshape it; the local stack
     answers in the API's shape, with `statusCode` too."""
@@ -488,14 +492,14 @@ class GatewayErrorBody(BaseModel):
     statusCode: Omittable[int] = None
 
 
-class FieldError(BaseModel):
+class FieldError(BaseModel, defer_build=True):
     loc: list[str | int] = Field(description='where: "body", "query" or "path", then the field\'s path')
     field: str = Field(description="the field as a person writes it, like recipients[0].to")
     msg: str = Field(description="what is wrong with it, in words")
     type: str = Field(description="a code for the kind of error, like missing or value_error")
 
 
-class ValidationErrorBody(BaseModel):
+class ValidationErrorBody(BaseModel, defer_build=True):
     """A 422: every field that is wrong, each in `detail`; `message` sums them up."""
 
     statusCode: int
@@ -506,23 +510,23 @@ class ValidationErrorBody(BaseModel):
 # --- statistics and logs --------------------------------------------------------------------
 
 
-class LastError(BaseModel):
+class LastError(BaseModel, defer_build=True):
     message: str
     at: Timestamp
 
 
-class Cost(BaseModel):
+class Cost(BaseModel, defer_build=True):
     amount: str = Field(description="a decimal amount, as the providers report it")
     currency: str | None = Field(description="ISO 4217; null for 46elks before its account currency is known")
 
 
-class Day(BaseModel):
+class Day(BaseModel, defer_build=True):
     date: Annotated[str, WithJsonSchema({"type": "string", "format": "date"})] = Field(description="YYYY-MM-DD (UTC)")
     sent: int
     failed: int
 
 
-class StatsOut(BaseModel):
+class StatsOut(BaseModel, defer_build=True):
     totalSent: int = Field(description="SMS accepted by the provider, one per recipient")
     totalFails: int = Field(description="failed sends, one per recipient per rule action, after retries")
     sentThisMonth: int = Field(description="totalSent within the current calendar month (UTC)")
@@ -548,7 +552,7 @@ class StatsOut(BaseModel):
     daily: list[Day] = Field(description="this month's sent and failed SMS per day (UTC), for the panel's chart")
 
 
-class LogEntry(BaseModel):
+class LogEntry(BaseModel, defer_build=True):
     at: Timestamp
     level: Literal["error", "warning"]
     message: str
@@ -559,6 +563,6 @@ class LogEntry(BaseModel):
     kind: str | None = Field(default=None, description="sms or email (the fallback)")
 
 
-class LogPage(BaseModel):
+class LogPage(BaseModel, defer_build=True):
     items: list[LogEntry]
     nextToken: str | None

@@ -9,8 +9,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import ValidationError
 
+from .json_fields import Malformed
 from .sending import RuleAction, send_rule_actions
 
 logger = Logger()
@@ -28,8 +28,8 @@ def handle_batch(event: dict[str, Any], context: Any) -> PartialItemFailureRespo
     for record in event.get("Records", []):
         message_id = record["messageId"]
         try:
-            action = RuleAction.model_validate_json(record["body"])
-        except ValidationError as exc:
+            action = RuleAction.parse(record["body"])
+        except Malformed as exc:
             # Never log the body: it holds message text. Locations and types say what is wrong.
             problems = [{"field": ".".join(str(p) for p in e["loc"]), "type": e["type"]} for e in exc.errors()]
             logger.warning("malformed rule action", extra={"message_id": message_id, "problems": problems})
@@ -39,7 +39,7 @@ def handle_batch(event: dict[str, Any], context: Any) -> PartialItemFailureRespo
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
     failures |= send_rule_actions(actions, deadline)
     for message_id, failure in failures.items():
-        if not isinstance(failure, ValidationError):
+        if not isinstance(failure, Malformed):
             # Our own exceptions say what happened in our words; others only by their type.
             reason = str(failure) if type(failure).__module__.startswith("sms_connector") else type(failure).__name__
             logger.warning("rule action not done", extra={"message_id": message_id, "reason": reason})

@@ -10,9 +10,7 @@ must hold at least one visible character.
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
-
-from pydantic import AfterValidator, StringConstraints
+from typing import TYPE_CHECKING, Annotated, Any
 
 MAX_MESSAGE_CHARS = 1600
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -67,4 +65,20 @@ def plain_line(value: str) -> str:
     return "".join(" " if unicodedata.category(c) == "Cc" or c in _BIDI or c in _LINE_BREAKS else c for c in value)
 
 
-Message = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS), AfterValidator(clean_message)]
+def _message_type() -> Any:
+    from pydantic import AfterValidator, StringConstraints
+
+    return Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS), AfterValidator(clean_message)]
+
+
+if TYPE_CHECKING:
+    Message = Annotated[str, "an SMS text: 1 to MAX_MESSAGE_CHARS characters, clean_message"]
+
+
+def __getattr__(name: str) -> Any:
+    # `Message`, the API models' type of an SMS text, is made on first use: the sender checks
+    # its messages with `clean_message` alone and imports no pydantic (README, Performance).
+    if name == "Message":
+        globals()["Message"] = message = _message_type()
+        return message
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

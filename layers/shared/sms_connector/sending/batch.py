@@ -9,23 +9,24 @@ items that changes each SMS's record together with the counters and the log entr
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from .. import clock, connector_store, credentials, ids, limits, masking
+from .. import clock, connector_store, credentials, ids, json_fields, limits, masking
 from ..config import settings
 from ..errors import InvalidField
 from ..receipts import callback_url
-from ..text import Message
+from ..text import MAX_MESSAGE_CHARS, clean_message
 from . import emails, record
 from .attempts import deliver, outcome_of
 from .outcome import NOT_ATTEMPTED, SENT, SUPPRESSED, UNKNOWN, Outcome
@@ -48,15 +49,33 @@ def executor() -> ThreadPoolExecutor:
         return _executor
 
 
-class RuleAction(BaseModel):
-    """The rule engine's message on the send queue (DESIGN.md, Rule actions)."""
+_ACTION_FIELDS = {
+    "connectorId": json_fields.Text(min_length=1, max_length=64),
+    "message": json_fields.Text(min_length=1, max_length=MAX_MESSAGE_CHARS, check=clean_message),
+    "actionId": json_fields.Text(min_length=1, max_length=200, required=False, nullable=True),
+    "tenantId": json_fields.Text(min_length=1, max_length=200, required=False, nullable=True),
+}
 
-    model_config = ConfigDict(extra="ignore")
 
-    connectorId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    message: Message
-    actionId: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    tenantId: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+@dataclass(frozen=True)
+class RuleAction:
+    """The rule engine's message on the send queue (DESIGN.md, Rule actions); other fields are
+    ignored. Checked by `json_fields`: the sender imports no pydantic."""
+
+    connectorId: str
+    message: str
+    actionId: str | None = None
+    tenantId: str | None = None
+
+    @classmethod
+    def parse(cls, body: str) -> RuleAction:
+        """The action in an SQS message's body, or json_fields.Malformed."""
+        return cls(**json_fields.parse(body, _ACTION_FIELDS))
+
+    @classmethod
+    def check(cls, value: Any) -> RuleAction:
+        """The action an object describes, or json_fields.Malformed."""
+        return cls(**json_fields.check(value, _ACTION_FIELDS))
 
 
 class ConnectorUnavailable(Exception):
@@ -79,25 +98,77 @@ class NotRecorded(Exception):
 
 
 def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: float) -> dict[str, Exception]:
-    """Send every (SQS message id, action id, action); answers the messages that must come back."""
+    """Send every (SQS message id, action id, action); answers the messages that must come back.
+
+    The connectors are read once per batch. When this environment read them all before, the
+    read runs while the SMS are claimed with what it read last time, and no SMS is sent before
+    the read confirms the claims: a connector whose claims it changed (recipients, tenant,
+    provider, type, or being deleted) has them given back and claimed again as read now."""
     failures: dict[str, Exception] = {}
-    connectors = connector_store.get_many({a.connectorId for _, _, a in actions})
-    smses: dict[str, Sms] = {}
+    ids = {a.connectorId for _, _, a in actions}
+    owner = uuid.uuid4().hex
+    lease = _lease_until(deadline)
+    known = connector_store.known(ids)
+    if known is None:
+        connectors = connector_store.get_many(ids)
+        smses, secrets, _ = _with_secrets(_smses(actions, connectors, failures), failures)
+        record.claim(smses, owner, lease)
+    else:
+        smses = _smses(actions, known, {})
+        claiming = executor().submit(record.claim, smses, owner, lease)  # its threads are idle until the sends
+        try:
+            connectors = connector_store.get_many(ids)  # the smaller request: it leaves first
+        except Exception:
+            with contextlib.suppress(Exception):  # give the claims back rather than let their lease run out
+                claiming.result()
+                record.unclaim(smses, owner)
+            raise
+        claiming.result()
+        stale = {i for i in ids if _claimed_as(known.get(i)) != _claimed_as(connectors.get(i))}
+        if stale:
+            record.unclaim([s for s in smses if s.connector["id"] in stale], owner)
+            again = _smses([a for a in actions if a[2].connectorId in stale], connectors, failures)
+            record.claim(again, owner, lease)
+            smses = [s for s in smses if s.connector["id"] not in stale] + again
+        for message_id, _, action in actions:  # the others' verdicts, from the read as without a guess
+            if action.connectorId not in stale and _unavailable(action, connectors.get(action.connectorId)):
+                failures[message_id] = _no_connector(action)
+        for s in smses:
+            s.connector = connectors[s.connector["id"]]  # sent with the connector as read now
+        smses, secrets, unreadable = _with_secrets(smses, failures)
+        record.unclaim(unreadable, owner)
+    _deliver(smses, secrets, deadline, failures, owner)
+    return failures
+
+
+def _with_secrets(
+    smses: list[Sms], failures: dict[str, Exception]
+) -> tuple[list[Sms], dict[str, dict[str, str]], list[Sms]]:
+    """The SMS whose connector's credentials could be read, with them, and the others (whose
+    actions fail: retried, then the DLQ)."""
     secrets: dict[str, dict[str, str]] = {}
+    unreadable: list[Sms] = []
+    for s in smses:
+        try:
+            secrets[s.id] = credentials.read(s.connector["secretArn"], s.connector["secretVersion"])
+        except Exception as exc:
+            _fail(failures, s, exc)
+            unreadable.append(s)
+    return [s for s in smses if s.id in secrets], secrets, unreadable
+
+
+def _smses(
+    actions: Sequence[tuple[str, str, RuleAction]],
+    connectors: dict[str, dict[str, Any]],
+    failures: dict[str, Exception],
+) -> list[Sms]:
+    """The SMS of `actions` (one per recipient), each once; `failures` gets the actions whose
+    connector is unavailable."""
+    smses: dict[str, Sms] = {}
     for message_id, action_id, action in actions:
         connector = connectors.get(action.connectorId)
-        if (
-            connector is None
-            or connector["type"] != "sms"
-            or connector.get("deleting")
-            or (action.tenantId and action.tenantId != connector["tenantId"])
-        ):
-            failures[message_id] = ConnectorUnavailable(f"no SMS connector {action.connectorId} for this action")
-            continue
-        try:
-            secret = credentials.read(connector["secretArn"], connector["secretVersion"])
-        except Exception as exc:  # the record is retried, then lands in the DLQ
-            failures[message_id] = exc
+        if connector is None or _unavailable(action, connector):
+            failures[message_id] = _no_connector(action)
             continue
         for recipient in connector["recipients"]:
             sms = Sms(connector, action_id, recipient["to"], action.message, recipient.get("backupEmail"), "rule")
@@ -107,9 +178,35 @@ def send_rule_actions(actions: Sequence[tuple[str, str, RuleAction]], deadline: 
                 continue
             sms.records.append(message_id)
             smses[sms.id] = sms
-            secrets[sms.id] = secret
-    _send(list(smses.values()), secrets, deadline, failures)
-    return failures
+    return list(smses.values())
+
+
+def _unavailable(action: RuleAction, connector: dict[str, Any] | None) -> bool:
+    return bool(
+        connector is None
+        or connector["type"] != "sms"
+        or connector.get("deleting")
+        or (action.tenantId and action.tenantId != connector["tenantId"])
+    )
+
+
+def _no_connector(action: RuleAction) -> ConnectorUnavailable:
+    return ConnectorUnavailable(f"no SMS connector {action.connectorId} for this action")
+
+
+def _claimed_as(connector: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """What a connector's claims are made of: which SMS (recipients), on whose behalf, and
+    whether there are any (type, deletion). Other changes (a credential, an opt-out mark, the
+    limits) are read fresh before anything is sent and need no new claim."""
+    if connector is None:
+        return None
+    return (
+        connector["type"],
+        connector["tenantId"],
+        connector.get("provider"),
+        bool(connector.get("deleting")),
+        tuple(r["to"] for r in connector.get("recipients", [])),
+    )
 
 
 # --- test sends (API) ----------------------------------------------------------------------
@@ -140,13 +237,24 @@ def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | Non
 # --- one batch of SMS ----------------------------------------------------------------------
 
 
+def _lease_until(deadline: float) -> float:
+    return time.time() + max(0.0, deadline - time.monotonic()) + LEASE_AFTER_DEADLINE
+
+
 def _send(
     smses: list[Sms], secrets: dict[str, dict[str, str]], deadline: float, failures: dict[str, Exception]
 ) -> None:
+    owner = uuid.uuid4().hex
+    record.claim(smses, owner, _lease_until(deadline))
+    _deliver(smses, secrets, deadline, failures, owner)
+
+
+def _deliver(
+    smses: list[Sms], secrets: dict[str, dict[str, str]], deadline: float, failures: dict[str, Exception], owner: str
+) -> None:
+    """Send the claimed SMS of `smses`, and record every outcome."""
     if not smses:
         return
-    owner = uuid.uuid4().hex
-    record.claim(smses, owner, time.time() + max(0.0, deadline - time.monotonic()) + LEASE_AFTER_DEADLINE)
     todo: list[Sms] = []
     to_record: list[Sms] = []
     writes: list[record.Write] = []

@@ -10,6 +10,7 @@ Idempotency-Key and the `sms` parameter of the receipt URL.
                          |                  UNKNOWN --receipt--> DELIVERED | UNDELIVERED
                          +--recording failed--> UNRECORDED --outcome--> (as above)
                          +--no time to try--> CLAIMED, released (the next delivery takes it fresh)
+                         +--claimed on a guess the read did not confirm--> (none), before any send
 
 Why nobody is texted twice and nothing is counted twice:
 - A claim is a conditional write: one invocation at a time holds an SMS (with a lease).
@@ -33,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -96,7 +98,7 @@ class Sms:
     email_queued: bool = False
     suppressed: str | None = None  # why the connector's limits or an opt-out hold it back
 
-    @property
+    @cached_property  # a hash, asked for many times per batch
     def id(self) -> str:
         return sms_id(self.connector["id"], self.action_id, self.to)
 
@@ -230,6 +232,29 @@ def release(smses: Iterable[Sms], owner: str) -> None:
             )
         except dynamo.client().exceptions.ConditionalCheckFailedException:
             pass  # no longer ours: its lease ran out and another invocation took it
+
+
+def unclaim(smses: Iterable[Sms], owner: str) -> None:
+    """Undo `owner`'s claims on `smses` before any was sent (the claim was made on a guess the
+    read did not confirm): a claim it created is deleted, as if never made; one it took over
+    from an expired holder is released (`release`), still saying whether it may have been sent."""
+    for s in smses:
+        if s.claim != "claimed":
+            continue
+        s.claim = None
+        if s.stored:
+            release([s], owner)
+            continue
+        try:
+            dynamo.client().delete_item(
+                TableName=dynamo.table(),
+                Key=key(s.id),
+                ConditionExpression="#state = :claimed AND #owner = :me",
+                ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
+                ExpressionAttributeValues={":claimed": {"S": CLAIMED}, ":me": {"S": owner}},
+            )
+        except dynamo.client().exceptions.ConditionalCheckFailedException:
+            pass  # no longer ours
 
 
 def keep_unrecorded(smses: Iterable[Sms], owner: str) -> None:
