@@ -50,7 +50,9 @@ def test_the_api_honours_its_own_document(case: schemathesis.Case) -> None:
     # Every default check but `positive_data_acceptance`: JSON Schema cannot say "a number
     # possible in its country" or "a deliverable address", so those 422s are right. A method a
     # path does not take is a 405 with Allow (`unsupported_method`), through the ANY routes.
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        excluded_checks=[schemathesis.checks.positive_data_acceptance],
-    )
+    excluded = [schemathesis.checks.positive_data_acceptance]
+    if any(value == [] for value in (case.query or {}).values()):
+        # An unknown query parameter whose value is an empty list is sent as nothing at all:
+        # the request on the wire is a valid one, and answering it 200 is right.
+        excluded.append(schemathesis.checks.negative_data_rejection)
+    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, excluded_checks=excluded)
