@@ -406,7 +406,7 @@ def test_newer_fields_and_routes_are_shown_when_the_service_has_them(panel: Pane
             "fallbackEmailsSent": 2, "fallbackEmailsFailed": 0, "totalUnknown": 1, "totalDelivered": 35,
             "totalUndelivered": 3, "pendingReceipts": 2, "totalNoReceipt": 0, "deliveryRate": 92.1,
             "lastDeliveredAt": "2026-11-20T10:00:05Z", "totalSuppressed": 4, "segmentsThisMonth": 14,
-            "costThisMonth": [{"amount": "0.35", "currency": "USD"}],
+            "costThisMonth": [{"amount": "0.35", "currency": "USD"}, {"amount": "2.80", "currency": None}],
             "daily": [{"date": "2026-11-01", "sent": 3, "failed": 1}, {"date": "2026-11-02", "sent": 5, "failed": 0}],
         },
     )  # fmt: skip
@@ -424,6 +424,7 @@ def test_newer_fields_and_routes_are_shown_when_the_service_has_them(panel: Pane
     figures = page.locator(".stats")
     expect(figures.locator("[data-figure=deliveryRate] dd")).to_have_text("92.1%")
     expect(figures.locator("[data-figure=costThisMonth] dd")).to_contain_text("0.35")
+    expect(figures.locator("[data-figure=costThisMonth] dd")).to_contain_text("2.80 (account currency")
     expect(figures.locator("[data-figure=totalSuppressed] dd")).to_have_text("4")
     expect(figures.locator("svg.chart rect")).to_have_count(3)
     expect(page.locator(".definitions")).to_contain_text("Delivery receipts")

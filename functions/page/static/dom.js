@@ -104,6 +104,8 @@ export function formatPercent(value) {
 }
 
 export function formatMoney(amount, currency) {
+  // 46elks names no currency until a credential check has told the account's (API: null)
+  if (!currency) return `${amount} (account currency; verify the credentials to name it)`;
   try {
     return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(Number(amount));
   } catch {
