@@ -210,6 +210,7 @@ def cold_starts(figures: list[coldstart.Figures]) -> str:
         "ratio",
         "<= 1.2x",
         "floor + Powertools",
+        "the same, validation off",
         "layer from source",
         "first request",
         "init + first request",
@@ -223,7 +224,10 @@ def cold_starts(figures: list[coldstart.Figures]) -> str:
             first = f"{_ms(f.first)} ({f.request}; AWS calls: {f.calls})"
             ours, floor = f.init + f.first, f.floor + f.first_floor
             total = f"{_ms(ours)} vs {_ms(floor)}: {ours / floor:.2f}x"
-        stack = "-" if f.stack is None else f"{_ms(f.stack)} ({f.stack_label}): {f.init / f.stack:.2f}x"
+        stack = "-"
+        if f.stack is not None:
+            stack = f"{_ms(f.stack)} ({f.stack_label}): {f.stack / f.floor:.2f}x floor; ours {f.init / f.stack:.2f}x it"
+        unvalidated = "-" if f.unvalidated is None else f"{_ms(f.unvalidated)}: {f.unvalidated / f.floor:.2f}x floor"
         rows.append(
             (
                 f.name,
@@ -232,6 +236,7 @@ def cold_starts(figures: list[coldstart.Figures]) -> str:
                 f"{f.init / f.floor:.2f}x",
                 _met(f.init / f.floor <= 1.2),
                 stack,
+                unvalidated,
                 f"{_ms(f.source)}: {f.source / f.floor:.2f}x",
                 first,
                 total,

@@ -9,6 +9,8 @@
 - **The same + Powertools**: the floor plus the Powertools parts the function uses with nothing
   of ours (the API functions: the HTTP resolver with validation on, which brings pydantic, and
   the Logger; the queue consumers: the Logger and the batch utility). What is above it is ours.
+- **The same, validation off** (the API functions only): the floor, the Logger and the HTTP
+  resolver without validation (so without pydantic): what Powertools' routing alone costs.
 - **First request**: in the same interpreter, right after init, one representative request;
   its AWS calls are answered locally with the answers moto gave the same request (recorded just
   before), and its provider calls with the simulator's answers, so no network time is in it.
@@ -63,6 +65,11 @@ _RESOLVER = (
     "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver\n"
     "APIGatewayHttpResolver(enable_validation=True)\n"
 )
+_RESOLVER_UNVALIDATED = (
+    "from aws_lambda_powertools import Logger\nLogger()\n"
+    "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver\n"
+    "APIGatewayHttpResolver()\n"
+)
 _CONSUMER = (
     "from aws_lambda_powertools import Logger\nLogger()\n"
     "from aws_lambda_powertools.metrics import EphemeralMetrics\n"
@@ -80,6 +87,8 @@ STACK = {
     "ReceiptFunction": ("Logger", "from aws_lambda_powertools import Logger\nLogger()\n"),
     "SweepFunction": ("Logger", "from aws_lambda_powertools import Logger\nLogger()\n"),
 }
+# The API functions: the same Powertools parts with the resolver's validation off.
+UNVALIDATED = {name: _RESOLVER_UNVALIDATED for name, (label, _) in STACK.items() if label == "resolver"}
 ENV = {
     "TABLE_NAME": "bench",
     "AWS_DEFAULT_REGION": "eu-north-1",
@@ -268,6 +277,7 @@ class Figures:
     floor: float
     stack_label: str | None
     stack: float | None
+    unvalidated: float | None
     source: float
     request: str | None
     first: float | None
@@ -304,14 +314,25 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
         stack = None
         if stack_code is not None:
             stack = {"kind": "floor", "clients": clients, "stack": stack_code}
+        unvalidated = None
+        if name in UNVALIDATED:
+            unvalidated = {"kind": "floor", "clients": clients, "stack": UNVALIDATED[name]}
         # Warm-up: writes the bytecode cache for everything these processes import.
-        for spec in (ours, floor, stack):
+        for spec in (ours, floor, stack, unvalidated):
             if spec is not None:
                 _run(spec, _env(env, write=True), PYCACHE)
         if source_cache is None:
             source_cache = _layer_from_source_cache()
         # Interleaved, so that drifting load on a shared machine hits all alike.
-        samples: dict[str, list[float]] = {"init": [], "floor": [], "stack": [], "source": [], "first": [], "ff": []}
+        samples: dict[str, list[float]] = {
+            "init": [],
+            "floor": [],
+            "stack": [],
+            "unvalidated": [],
+            "source": [],
+            "first": [],
+            "ff": [],
+        }
         memory = []
         for _ in range(runs):
             init, first, rss = _run(ours, _env(env, write=False), PYCACHE)
@@ -325,6 +346,8 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
                 samples["ff"].append(floor_first)
             if stack is not None:
                 samples["stack"].append(_run(stack, _env(env, write=False), PYCACHE)[0])
+            if unvalidated is not None:
+                samples["unvalidated"].append(_run(unvalidated, _env(env, write=False), PYCACHE)[0])
             samples["source"].append(_run(ours | {"request": None}, _env(env, write=False), source_cache)[0])
         median = {k: statistics.median(v) if v else None for k, v in samples.items()}
         figures.append(
@@ -335,6 +358,7 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
                 floor=median["floor"] or 0.0,
                 stack_label=stack_label,
                 stack=median["stack"],
+                unvalidated=median["unvalidated"],
                 source=median["source"] or 0.0,
                 request=request.label if request else None,
                 first=median["first"],
