@@ -94,7 +94,7 @@ def test_a_failed_count_after_ses_accepted_sends_no_second_email(
     real = fallback.sms_record.commit
 
     def counting_fails(writes: Any) -> Any:
-        if any(w.delta and w.delta.fallback_sent for w in writes):
+        if any(d.fallback_sent for w in writes for d in w.deltas):
             return list(writes)  # the count is not written
         return real(writes)
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +56,49 @@ def batch_write(requests: list[dict[str, Any]]) -> None:
             time.sleep(min(1.0, 0.05 * 2**attempt))
         else:
             raise RuntimeError("DynamoDB left writes unprocessed after 20 tries")
+
+
+def update(
+    key: dict[str, Any],
+    *,
+    sets: dict[str, Any] | None = None,
+    adds: dict[str, Any] | None = None,
+    removes: Iterable[str] = (),
+    condition: str | None = None,
+    condition_names: dict[str, str] | None = None,
+    condition_values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A transaction's Update item: SET `sets`, ADD `adds`, REMOVE `removes` (plain values,
+    every name and value a placeholder), under `condition` with its own placeholders."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = dict(condition_values or {})
+    clauses = []
+    if sets:
+        parts = []
+        for i, (name, value) in enumerate(sets.items()):
+            names[f"#s{i}"], values[f":s{i}"] = name, _serializer.serialize(value)
+            parts.append(f"#s{i} = :s{i}")
+        clauses.append("SET " + ", ".join(parts))
+    if adds:
+        parts = []
+        for i, (name, value) in enumerate(adds.items()):
+            names[f"#a{i}"], values[f":a{i}"] = name, _serializer.serialize(value)
+            parts.append(f"#a{i} :a{i}")
+        clauses.append("ADD " + ", ".join(parts))
+    dropped = [name for name in dict.fromkeys(removes) if name not in (sets or {})]
+    if dropped:
+        for i, name in enumerate(dropped):
+            names[f"#r{i}"] = name
+        clauses.append("REMOVE " + ", ".join(f"#r{i}" for i in range(len(dropped))))
+    body: dict[str, Any] = {"TableName": table(), "Key": key, "UpdateExpression": " ".join(clauses)}
+    if condition:
+        body["ConditionExpression"] = condition
+        names |= {k: v for k, v in (condition_names or {}).items() if k in condition}
+    if names:
+        body["ExpressionAttributeNames"] = names
+    if values:
+        body["ExpressionAttributeValues"] = values
+    return {"Update": body}
 
 
 def key_of(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:

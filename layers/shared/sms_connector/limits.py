@@ -329,7 +329,7 @@ def burst_write(note: Burst) -> Any:
         action_id=None,
     )
     return record.Write(
-        f"burst {cid} {note.reason} {hour}", cid, marker, log, record.Delta(at=at, last_error=note.message)
+        f"burst {cid} {note.reason} {hour}", cid, marker, [log], [record.Delta(at=at, last_error=note.message)]
     )
 
 

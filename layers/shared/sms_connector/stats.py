@@ -105,11 +105,11 @@ def updates(connector_id: str, deltas: Iterable[Delta]) -> list[dict[str, Any]]:
     for name in ("last_sent_at", "last_failed_at", "last_delivered_at"):
         latest = max((getattr(d, name) for d in deltas if getattr(d, name)), default=None)
         if latest:
-            totals.set(name_of(name), {"S": latest})
+            totals.set(name_of(name), latest)
     errors = [d for d in deltas if d.last_error]
     if errors:
         last = max(errors, key=lambda d: d.at)
-        totals.set("lastError", {"M": {"message": {"S": last.last_error or ""}, "at": {"S": last.at}}})
+        totals.set("lastError", {"message": last.last_error or "", "at": last.at})
     if not totals.empty:
         items.append(totals.update(_key(connector_id, STATS)))
     by_month: dict[str, list[Delta]] = defaultdict(list)
@@ -128,7 +128,7 @@ def updates(connector_id: str, deltas: Iterable[Delta]) -> list[dict[str, Any]]:
                 figures.add(f"cost_{currency}", amount)
         if figures.empty:
             continue
-        figures.set("expiresAt", {"N": str(int(clock.now().timestamp()) + MONTH_KEEP_SECONDS)})
+        figures.set("expiresAt", int(clock.now().timestamp()) + MONTH_KEEP_SECONDS)
         items.append(figures.update(_key(connector_id, f"MONTH#{month}")))
     return items
 
@@ -140,17 +140,17 @@ def name_of(delta_field: str) -> str:
 
 
 class _Expression:
-    """An UpdateExpression of ADDs and SETs, with every name and value as a placeholder."""
+    """The ADDs and SETs of one counters item, gathered before they are written."""
 
     def __init__(self) -> None:
         self.adds: dict[str, Decimal | int] = {}
-        self.sets: dict[str, dict[str, Any]] = {}
+        self.sets: dict[str, Any] = {}
 
     def add(self, attribute: str, amount: Decimal | int) -> None:
         if amount:
             self.adds[attribute] = self.adds.get(attribute, 0) + amount
 
-    def set(self, attribute: str, value: dict[str, Any]) -> None:
+    def set(self, attribute: str, value: Any) -> None:
         self.sets[attribute] = value
 
     @property
@@ -158,30 +158,7 @@ class _Expression:
         return not self.adds and not self.sets
 
     def update(self, key: dict[str, Any]) -> dict[str, Any]:
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        parts = []
-        for i, (attribute, amount) in enumerate(self.adds.items()):
-            names[f"#a{i}"] = attribute
-            values[f":a{i}"] = {"N": str(amount)}
-            parts.append(f"#a{i} :a{i}")
-        expression = "ADD " + ", ".join(parts) if parts else ""
-        sets = []
-        for i, (attribute, value) in enumerate(self.sets.items()):
-            names[f"#s{i}"] = attribute
-            values[f":s{i}"] = value
-            sets.append(f"#s{i} = :s{i}")
-        if sets:
-            expression += (" " if expression else "") + "SET " + ", ".join(sets)
-        return {
-            "Update": {
-                "TableName": dynamo.table(),
-                "Key": key,
-                "UpdateExpression": expression,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
+        return dynamo.update(key, sets=self.sets, adds=self.adds)
 
 
 # --- reading ---------------------------------------------------------------------------------

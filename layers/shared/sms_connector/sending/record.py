@@ -300,8 +300,8 @@ class Write:
     sms_id: str
     connector_id: str
     update: dict[str, Any]  # the record's conditional Update (or the guarding marker's Put)
-    log: dict[str, Any] | None = None  # an error-log Put
-    delta: Delta | None = None
+    logs: list[dict[str, Any]] = field(default_factory=list)  # error-log Puts
+    deltas: list[Delta] = field(default_factory=list)  # what it adds to the connector's counters
     # Called with the record as it is now when the condition failed; answers a new Write, or
     # None when another invocation has done (or will do) this change.
     retry: Callable[[dict[str, Any]], Write | None] | None = None
@@ -314,43 +314,15 @@ def _update(
     removes: Iterable[str] = (),
     condition: str,
     condition_values: dict[str, Any],
-    adds: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    names: dict[str, str] = {"#state": "state"}
-    values: dict[str, Any] = dict(condition_values)
-    parts = []
-    for i, (name, value) in enumerate(sets.items()):
-        names[f"#n{i}"] = name
-        values[f":v{i}"] = _typed(value)
-        parts.append(f"#n{i} = :v{i}")
-    expression = "SET " + ", ".join(parts)
-    removes = [r for r in dict.fromkeys(removes) if r not in sets]
-    if removes:
-        for i, name in enumerate(removes):
-            names[f"#r{i}"] = name
-        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
-    if adds:
-        for i, (name, value) in enumerate(adds.items()):
-            names[f"#d{i}"] = name
-            values[f":d{i}"] = value
-        expression += " ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(adds)))
-    for placeholder in list(names):
-        if placeholder not in expression and placeholder not in condition:
-            names.pop(placeholder)
-    return {
-        "Update": {
-            "TableName": dynamo.table(),
-            "Key": key(sms),
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names | ({"#owner": "owner"} if "#owner" in condition else {}),
-            "ExpressionAttributeValues": values,
-        }
-    }
-
-
-def _typed(value: Any) -> dict[str, Any]:
-    return dynamo.to_item({"v": value})["v"]
+    return dynamo.update(
+        key(sms),
+        sets=sets,
+        removes=removes,
+        condition=condition,
+        condition_names={"#state": "state", "#owner": "owner"},
+        condition_values=condition_values,
+    )
 
 
 def log_item(
@@ -394,9 +366,12 @@ def receipt_deadline(sent_at: str, minutes: int) -> str:
     return clock.iso(clock.parse(sent_at) + timedelta(minutes=minutes))
 
 
-def outcome_write(s: Sms, owner: str, *, receipt_asked: bool, deadline_minutes: int) -> Write:
+def outcome_write(
+    s: Sms, owner: str, *, receipt_asked: bool, deadline_minutes: int, early: dict[str, Any] | None = None
+) -> Write:
     """The write that records `s.outcome` (SENT, FAILED or UNKNOWN) on its claim, with the
-    counters, the log entry and the backup email it owes."""
+    counters, the log entry and the backup email it owes. `early`: a final receipt that came
+    before the outcome was recorded (kept on the claim), recorded in the same change."""
     o = s.outcome
     assert o is not None and o.status in OUTCOME_STATES
     state = OUTCOME_STATES[o.status]
@@ -441,34 +416,41 @@ def outcome_write(s: Sms, owner: str, *, receipt_asked: bool, deadline_minutes: 
         sets |= {"backupEmail": s.backup_email, "text": s.text}
         if owes_email(o):
             sets["emailState"] = "queued" if s.email_queued else "due"
-    log = None
-    notice = o.notice
-    if notice:
-        delta.last_error = masking.text(notice)
-        log = log_item(
-            s.connector["id"],
-            o.at,
-            o.level,
-            notice,
-            provider=o.provider,
-            recipient=s.to,
-            code=o.error_code,
-            action_id=s.action_id,
+    logs = []
+    if o.notice:
+        delta.last_error = masking.text(o.notice)
+        logs.append(
+            log_item(
+                s.connector["id"],
+                o.at,
+                o.level,
+                o.notice,
+                provider=o.provider,
+                recipient=s.to,
+                code=o.error_code,
+                action_id=s.action_id,
+            )
         )
+    deltas = [delta]
+    removes: list[str] = list(_CLAIM_ATTRIBUTES)
     if s.claim == "unrecorded":
         condition, values = "#state = :unrecorded", {":unrecorded": {"S": UNRECORDED}}
     else:
         condition = "#state = :claimed AND #owner = :me"
         values = {":claimed": {"S": CLAIMED}, ":me": {"S": owner}}
-    if o.sent:
+    if o.sent and early is None:
         condition += " AND attribute_not_exists(earlyReceipt)"
-    update = _update(
-        s.id,
-        sets=sets,
-        removes=_CLAIM_ATTRIBUTES,
-        condition=condition,
-        condition_values=values,
-    )
+    elif o.sent and early is not None:
+        condition += " AND attribute_exists(earlyReceipt)"
+        removes.append("earlyReceipt")
+        as_sent = sets | {"connectorId": s.connector["id"], "kind": s.kind, "actionId": s.action_id}
+        change = receipt_change(as_sent | {"provider": s.provider}, Report(**early))
+        if change is not None and change.delta is not None:  # else a receipt of another message: dropped
+            sets = {k: v for k, v in sets.items() if k not in ("gsi2pk", "gsi2sk")} | change.sets
+            removes += ["gsi2pk", "gsi2sk", *change.removes]
+            logs += [change.log] if change.log else []
+            deltas.append(change.delta)
+    update = _update(s.id, sets=sets, removes=removes, condition=condition, condition_values=values)
 
     def retry(now: dict[str, Any]) -> Write | None:
         mine = (
@@ -479,75 +461,11 @@ def outcome_write(s: Sms, owner: str, *, receipt_asked: bool, deadline_minutes: 
         if not mine:
             return None  # recorded, or taken over, by another invocation
         report = now.get("earlyReceipt")
-        if o.sent and isinstance(report, dict):
-            return _sent_with_early_receipt(s, owner, receipt_asked, deadline_minutes, report)
+        if o.sent and early is None and isinstance(report, dict):
+            return outcome_write(s, owner, receipt_asked=receipt_asked, deadline_minutes=deadline_minutes, early=report)
         return None
 
-    return Write(s.id, s.connector["id"], update, log, delta, retry)
-
-
-def _sent_with_early_receipt(
-    s: Sms, owner: str, receipt_asked: bool, deadline_minutes: int, report: dict[str, Any]
-) -> Write | None:
-    """A final receipt came before the outcome was recorded: record both in one change."""
-    first = outcome_write(s, owner, receipt_asked=receipt_asked, deadline_minutes=deadline_minutes)
-    sets = _sets_of(first.update)
-    as_sent = sets | {"connectorId": s.connector["id"], "kind": s.kind, "actionId": s.action_id, "provider": s.provider}
-    change = receipt_change(as_sent, Report(**report))
-    if change is None or change.delta is None:
-        return None
-    assert first.delta is not None
-    sets = {k: v for k, v in sets.items() if k not in ("gsi2pk", "gsi2sk")} | change.sets
-    condition = first.update["Update"]["ConditionExpression"].replace(
-        "attribute_not_exists(earlyReceipt)", "attribute_exists(earlyReceipt)"
-    )
-    values = {k: v for k, v in first.update["Update"]["ExpressionAttributeValues"].items() if not k.startswith(":v")}
-    update = _update(
-        s.id,
-        sets=sets,
-        removes=(*_CLAIM_ATTRIBUTES, "earlyReceipt", "gsi2pk", "gsi2sk", *change.removes),
-        condition=condition,
-        condition_values=values,
-    )
-    logs = [x for x in (first.log, change.log) if x]
-    return Write(s.id, s.connector["id"], update, logs[-1] if logs else None, merge(first.delta, change.delta))
-
-
-def _sets_of(update: dict[str, Any]) -> dict[str, Any]:
-    """The plain values an Update built by `_update` sets (to rebuild it with changes)."""
-    u = update["Update"]
-    names, values = u["ExpressionAttributeNames"], u["ExpressionAttributeValues"]
-    return {
-        name: dynamo.from_item({"v": values[":v" + placeholder[2:]]})["v"]
-        for placeholder, name in names.items()
-        if placeholder.startswith("#n")
-    }
-
-
-def merge(a: Delta, b: Delta) -> Delta:
-    """Two deltas of one connector as one."""
-    out = Delta(at=max(a.at, b.at))
-    for name in (
-        "sent",
-        "fails",
-        "unknown",
-        "delivered",
-        "undelivered",
-        "pending",
-        "no_receipt",
-        "suppressed",
-        "fallback_sent",
-        "fallback_failed",
-        "segments",
-    ):
-        setattr(out, name, getattr(a, name) + getattr(b, name))
-    for d in (a, b):
-        for currency, amount in d.cost.items():
-            out.cost[currency] = out.cost.get(currency, 0) + amount
-    for name in ("last_sent_at", "last_failed_at", "last_delivered_at"):
-        setattr(out, name, max((v for v in (getattr(a, name), getattr(b, name)) if v), default=None))
-    out.last_error = (b if b.at >= a.at else a).last_error or a.last_error or b.last_error
-    return out
+    return Write(s.id, s.connector["id"], update, logs, deltas, retry)
 
 
 # --- receipts, the deadline, the backup email -------------------------------------------------
@@ -665,7 +583,7 @@ def change_write(sms: str, connector_id: str, change: Change) -> Write:
         condition=change.condition,
         condition_values=change.condition_values,
     )
-    return Write(sms, connector_id, update, change.log, change.delta)
+    return Write(sms, connector_id, update, [change.log] if change.log else [], [change.delta] if change.delta else [])
 
 
 def read(sms: str) -> dict[str, Any] | None:
@@ -697,11 +615,11 @@ def _chunks(writes: list[Write]) -> list[list[Write]]:
     connectors: set[str] = set()
     for w in writes:
         # the record, its log entry, and for a new connector its check, totals and month
-        cost = 1 + int(w.log is not None) + (0 if w.connector_id in connectors else 4)
+        cost = 1 + len(w.logs) + (0 if w.connector_id in connectors else 4)
         if current and size + cost > _TRANSACTION_ITEMS:
             chunks.append(current)
             current, size, connectors = [], 0, set()
-            cost = 1 + int(w.log is not None) + 4
+            cost = 1 + len(w.logs) + 4
         current.append(w)
         connectors.add(w.connector_id)
         size += cost
@@ -722,11 +640,9 @@ def _commit_chunk(chunk: list[Write]) -> None:
             items.append(w.update)
             owners.append(("record", w))
             if w.connector_id not in gone:
-                if w.log:
-                    items.append(w.log)
-                    owners.append(("log", w))
-                if w.delta:
-                    deltas[w.connector_id].append(w.delta)
+                items.extend(w.logs)
+                owners.extend(("log", w) for _ in w.logs)
+                deltas[w.connector_id].extend(w.deltas)
         for connector_id, group in deltas.items():
             for item in updates(connector_id, group):
                 items.append(item)
