@@ -203,3 +203,50 @@ def test_every_rule_action_ends_somewhere(connectors_api: Api, pipeline: Any, si
         )["Attributes"]["ApproximateNumberOfMessages"]
         == "0"
     )
+
+
+def run_sweep() -> dict[str, Any]:
+    """The 5-minute sweep, invoked as EventBridge Scheduler invokes it."""
+    event = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    answer: dict[str, Any] = load("SweepFunction")(event, LambdaContext("sweep", 60))
+    return answer
+
+
+def queue_down(**_: Any) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    raise EndpointConnectionError(endpoint_url="https://sqs.invalid")
+
+
+def test_a_backup_email_whose_queueing_failed_is_queued_by_the_sweep_and_sent_once(
+    connectors_api: Api, pipeline: Any, sim: ProviderSimulator
+) -> None:
+    # Given the fallback queue is unreachable when an SMS fails
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, name="Cellar", recipients=[TEAM[0]]))
+    action = {"connectorId": connector, "message": "Flood in cellar", "actionId": "q-1"}
+    sqs = aws.client("sqs")
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", queue_down)
+    try:
+        pipeline.enqueue(action)
+        pipeline.run()
+    finally:
+        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", queue_down)
+    # Then the failure is counted and logged, and the email is owed, not lost
+    assert sent_emails() == []
+    figures = stats.read(connector)
+    assert (figures["totalFails"], figures["fallbackEmailsSent"]) == (1, 0)
+    # When the sweep runs: the email is queued, and sent once
+    assert run_sweep()["emailsQueued"] == 1
+    pipeline.run()
+    [email] = sent_emails()
+    assert email.destinations["ToAddresses"] == ["opted.out@example.com"] and "Flood in cellar" in email.body
+    # And neither another sweep nor the action redriven tomorrow (a new message id) sends more
+    assert run_sweep()["emailsQueued"] == 0
+    pipeline.enqueue(action)
+    pipeline.run()
+    assert len(sent_emails()) == 1 and len(sim.received("telnyx")) == 1
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalFails"]) == (0, 1)
+    assert (figures["fallbackEmailsSent"], figures["fallbackEmailsFailed"]) == (1, 0)
+    assert [e["errorCode"] for e in log_entries(connector)] == ["40300"]

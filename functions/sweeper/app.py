@@ -1,5 +1,5 @@
-"""The scheduled sweep (every 5 minutes): receipt deadlines, and the summaries of what the
-hourly limit held back: wiring only."""
+"""The scheduled sweep (every 5 minutes): receipt deadlines, the summaries of what the
+hourly limit held back, and backup emails whose queueing failed: wiring only."""
 
 from typing import Any
 
@@ -7,6 +7,7 @@ from aws_lambda_powertools import Logger
 
 from sms_connector.limits import summaries
 from sms_connector.receipts.deadline import sweep
+from sms_connector.sending.emails import queue_due
 
 logger = Logger()
 
@@ -17,5 +18,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     moved = sweep(seconds=max(1.0, (remaining - 10) / 2))
     if moved:
         logger.info("receipt deadlines passed", extra={"no_receipt": moved})
+    emails = queue_due(seconds=5.0)
+    if emails:
+        logger.info("backup emails queued late", extra={"emails": emails})
     summed = summaries(seconds=max(1.0, context.get_remaining_time_in_millis() / 1000 - 10))
-    return {"noReceipt": moved, "summaries": summed}
+    return {"noReceipt": moved, "emailsQueued": emails, "summaries": summed}

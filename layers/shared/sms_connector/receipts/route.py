@@ -162,7 +162,7 @@ def _apply(
             "at": report.at,
         }
         [queued] = emails.queue([emails.message(connector, owed)])
-        change.sets["emailState"] = "queued" if queued else "due"
+        change.sets |= {"emailState": "queued"} if queued else sms_record.email_due(report.at)
     write = sms_record.change_write(sms, connector["id"], change)
     if sms_record.commit([write]):
         return _answer(503, "the receipt could not be recorded; try again")

@@ -363,24 +363,9 @@ def _already_done(s: Sms, warned: set[tuple[str, str]]) -> list[record.Write]:
         warned.add((s.connector["id"], s.action_id))
         writes.append(_reused(s))
     if stored.get("emailState") == "due" and stored.get("backupEmail"):
-        owed = stored | {
-            "outcome": str(stored.get("state", "")).lower(),
-            "at": stored.get("receiptAt") or stored.get("at"),
-        }
-        [queued] = emails.queue([emails.message(s.connector, owed)])
+        [queued] = emails.queue([emails.message(s.connector, emails.owed(stored))])
         if queued:
-            writes.append(
-                record.change_write(
-                    s.id,
-                    s.connector["id"],
-                    record.Change(
-                        sets={"emailState": "queued"},
-                        removes=(),
-                        condition="emailState = :due",
-                        condition_values={":due": {"S": "due"}},
-                    ),
-                )
-            )
+            writes.append(record.change_write(s.id, s.connector["id"], record.email_queued()))
     return writes
 
 

@@ -7,12 +7,14 @@ It carries the text to send and the recipient's number masked; no credentials.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .. import aws, masking
+from .. import aws, connector_store, dynamo, masking
 from ..config import settings
+from . import record
 from .record import sms_id
 
 logger = Logger()
@@ -37,6 +39,73 @@ def message(connector: dict[str, Any], sms: dict[str, Any]) -> dict[str, Any]:
         "reason": masking.text(sms.get("reason") or ""),
         "failedAt": sms.get("at"),
     }
+
+
+def owed(stored: dict[str, Any]) -> dict[str, Any]:
+    """The fields `message` needs, from an SMS record whose backup email is due."""
+    return stored | {
+        "outcome": str(stored.get("state", "")).lower(),
+        "at": stored.get("receiptAt") or stored.get("at"),
+    }
+
+
+def queue_due(seconds: float = 20.0) -> int:
+    """Queue the backup emails that are due but were never queued (the queue failed when they
+    became due, or a receipt came before its outcome was recorded). Answers how many; stops
+    after `seconds` (the next sweep goes on). Each is marked queued once; a message queued twice
+    still sends one email (the fallback claims it on the record)."""
+    until = time.monotonic() + seconds
+    done = 0
+    start: dict[str, Any] | None = None
+    while time.monotonic() < until:
+        query: dict[str, Any] = {
+            "TableName": dynamo.table(),
+            "IndexName": "gsi2",
+            "KeyConditionExpression": "gsi2pk = :due",
+            "ExpressionAttributeValues": {":due": {"S": record.EMAIL_DUE}},
+            "Limit": 10,
+        }
+        if start:
+            query["ExclusiveStartKey"] = start
+        answer = dynamo.client().query(**query)
+        # the index holds the keys and connectorId only: read the records themselves
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in answer.get("Items", [])]
+        items = [dynamo.from_item(i) for i in dynamo.batch_get(keys, consistent=True)] if keys else []
+        connectors = connector_store.get_many({str(i["connectorId"]) for i in items})
+        due = [(i, connectors.get(str(i["connectorId"]))) for i in items]
+        owed_now = [(i, c) for i, c in due if c is not None and i.get("emailState") == "due"]
+        queued = queue([message(c, owed(i)) for i, c in owed_now])
+        writes = [
+            record.change_write(str(i["pk"]).removeprefix("SMS#"), c["id"], record.email_queued())
+            for (i, c), ok in zip(owed_now, queued, strict=True)
+            if ok
+        ]
+        record.commit(writes)
+        done += len(writes)
+        for i, c in due:
+            if c is None:  # its connector was deleted: no email connector to send it with
+                logger.warning("backup email dropped: its connector was deleted")
+                _forget(str(i["pk"]))
+            elif i.get("emailState") != "due":  # the fallback has it already
+                _forget(str(i["pk"]))
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            break
+    return done
+
+
+def _forget(pk: str) -> None:
+    """Out of the due emails' index (only if it is still there as one)."""
+    try:
+        dynamo.client().update_item(
+            TableName=dynamo.table(),
+            Key={"pk": {"S": pk}, "sk": {"S": "SMS"}},
+            UpdateExpression="REMOVE gsi2pk, gsi2sk",
+            ConditionExpression="gsi2pk = :due",
+            ExpressionAttributeValues={":due": {"S": record.EMAIL_DUE}},
+        )
+    except dynamo.client().exceptions.ConditionalCheckFailedException:
+        pass
 
 
 def queue(messages: list[dict[str, Any]]) -> list[bool]:

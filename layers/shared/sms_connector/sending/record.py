@@ -23,7 +23,9 @@ Why nobody is texted twice and nothing is counted twice:
 - A backup email is owed by the states FAILED, UNKNOWN and UNDELIVERED (rule actions with a
   backup email): the message for the fallback queue is sent before the state change is
   committed, and the email itself is guarded here too (`email*` attributes): the fallback
-  function claims it, and counts it in the same transaction that marks it sent.
+  function claims it, and counts it in the same transaction that marks it sent. An email
+  owed but not queued (the queue failed, or a receipt came before the outcome was recorded)
+  is "due" and sits in the sparse index `gsi2` under EMAIL_DUE: the 5-minute sweep queues it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ FINAL = {STATE_SENT, STATE_FAILED, STATE_UNKNOWN, DELIVERED, UNDELIVERED, NO_REC
 
 KEEP_SECONDS = 14 * 24 * 3600  # longer than SQS keeps a message (at most 14 days)
 AWAIT_SHARDS = 8  # the receipt deadline index is spread over this many partition keys
+EMAIL_DUE = "EMAIL_DUE"  # gsi2 partition of the backup emails owed but not queued (rare: one key)
 _TRANSACTION_ITEMS = 100
 _CLAIM_ATTRIBUTES = ("owner", "leaseUntil", "mayBeSent", "released", "outcome")
 
@@ -415,7 +418,7 @@ def outcome_write(
         # Kept for the backup email a later receipt may owe (undelivered), or a redelivery re-queues.
         sets |= {"backupEmail": s.backup_email, "text": s.text}
         if owes_email(o):
-            sets["emailState"] = "queued" if s.email_queued else "due"
+            sets |= {"emailState": "queued"} if s.email_queued else email_due(o.at)
     logs = []
     if o.notice:
         delta.last_error = masking.text(o.notice)
@@ -450,6 +453,8 @@ def outcome_write(
             removes += ["gsi2pk", "gsi2sk", *change.removes]
             logs += [change.log] if change.log else []
             deltas.append(change.delta)
+            if change.owes_email:  # undelivered: its email is not queued yet, the sweep queues it
+                sets |= email_due(change.sets["receiptAt"])
     update = _update(s.id, sets=sets, removes=removes, condition=condition, condition_values=values)
 
     def retry(now: dict[str, Any]) -> Write | None:
@@ -543,10 +548,9 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
             code=report.error_code,
             action_id=record.get("actionId"),
         )
-        # An UNKNOWN SMS already had its backup email; a SENT one owes it now.
+        # An UNKNOWN SMS already had its backup email; a SENT one owes it now (the caller
+        # queues it and sets `emailState`).
         owes_email = state == STATE_SENT and record.get("kind", "rule") == "rule" and bool(record.get("backupEmail"))
-        if owes_email:
-            sets["emailState"] = "due"
     # What the provider billed counts once, also for an SMS whose answer was lost (UNKNOWN):
     # its receipt shows it went, and the price is the provider's.
     if report.cost is not None and not record.get("costCounted"):
@@ -560,6 +564,21 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
         delta=delta,
         log=log,
         owes_email=owes_email,
+    )
+
+
+def email_due(at: str) -> dict[str, Any]:
+    """What marks a backup email owed but not queued: the sweep finds it in `gsi2`."""
+    return {"emailState": "due", "gsi2pk": EMAIL_DUE, "gsi2sk": at}
+
+
+def email_queued() -> Change:
+    """A due backup email was queued: out of the sweep's index."""
+    return Change(
+        sets={"emailState": "queued"},
+        removes=("gsi2pk", "gsi2sk"),
+        condition="emailState = :due",
+        condition_values={":due": {"S": "due"}},
     )
 
 
