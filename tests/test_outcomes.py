@@ -79,6 +79,27 @@ def test_a_message_taken_with_its_answer_lost_is_texted_once(
         assert "GET" in [r.method for r in sim.received(provider)]
 
 
+def test_telnyx_still_busy_with_the_first_request_is_asked_again_only_after_it_can_be_done(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, quick_timeouts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Telnyx taking a message and answering nothing for 1.5 s (our read timeout is 1 s),
+    # and backoff jitter that draws no pause at all (what flaked a CI run: three 409s in 0.3 s)
+    from sms_connector.sending import attempts
+
+    monkeypatch.setattr(attempts.random, "uniform", lambda low, high: low)
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[{"to": "+46710000001"}]))
+    sim.script("telnyx", "accept_then_hang", "ok", "ok")
+    # When the rule action is sent
+    assert sender({"connectorId": connector, "message": "Door open", "actionId": "b1"}) == []
+    # Then a 409 "still in flight" is waited out, the first request's answer is replayed, and the
+    # SMS is SENT with its id, not left unknown
+    answers = [r.answer for r in sim.received("telnyx")]
+    assert answers[0] == "accept_then_hang" and answers[-1] == "replayed", answers
+    assert len(sim.sent()) == 1
+    assert stored(connector, "b1", "+46710000001")["messageId"] == sim.sent()[0].message_id
+    assert stats.read(connector)["totalUnknown"] == 0
+
+
 @pytest.mark.parametrize("provider", ["46elks", "twilio"])
 def test_a_lost_answer_the_provider_cannot_settle_is_unknown_counted_logged_and_emailed(
     connectors_api: Api, pipeline: Any, sim: ProviderSimulator, quick_timeouts: None, provider: str

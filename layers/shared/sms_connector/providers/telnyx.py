@@ -37,6 +37,10 @@ from .base import (
 _CONFIG_CODES = {"10009", "10010", "40013"}
 OPTED_OUT = "40300"
 REPLAY_HOURS = 24  # how long Telnyx replays a success for the same key
+# A 409 for a key still in flight carries no wait hint (providers.md 2.11), and the first request
+# may still be running for as long as our read timeout: ask again no sooner than this, never
+# after a jittered pause that may be zero.
+IN_FLIGHT_WAIT = 1.0
 
 
 class Telnyx:
@@ -66,14 +70,16 @@ class Telnyx:
         code = str(first.get("code") or response.status)
         message = " - ".join(str(first[k]) for k in ("title", "detail") if first.get(k)) or f"HTTP {response.status}"
         kind: Kind = "config" if code in _CONFIG_CODES else kind_for_status(response.status)
+        retry_after = wait_hint(response)
         if response.status == 409 and code != OPTED_OUT:
             kind = "retry"  # the same key is still in flight: ask again later with it (providers.md 2.11)
+            retry_after = max(retry_after or 0.0, IN_FLIGHT_WAIT)
         raise ProviderError(
             kind,
             code,
             message,
             status=response.status,
-            retry_after=wait_hint(response),
+            retry_after=retry_after,
             opted_out=code == OPTED_OUT,
         )
 
