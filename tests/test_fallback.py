@@ -137,6 +137,8 @@ def test_a_deleted_email_connector_is_a_logged_error(connectors_api: Api, sender
 
 
 def test_ses_throttling_is_retried_through_the_queue(connectors_api: Api, sender: Any, ses_identity: str) -> None:
+    from sms_connector import fallback
+
     connector, body = failed_sms_with_backup(connectors_api, sender)
     calls = []
 
@@ -148,16 +150,88 @@ def test_ses_throttling_is_retried_through_the_queue(connectors_api: Api, sender
         calls.append(1)
         return Throttled(), {"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}
 
-    ses = aws.client("sesv2")
+    ses = fallback.ses()
     ses.meta.events.register("before-call.sesv2.SendEmail", throttle)
     try:
         assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]
     finally:
         ses.meta.events.unregister("before-call.sesv2.SendEmail", throttle)
-    assert calls and sent_emails() == [] and [e for e in log_entries(connector) if e["kind"] == "email"] == []
+    assert calls == [1]  # SQS retries it later; botocore does not
+    assert sent_emails() == [] and [e for e in log_entries(connector) if e["kind"] == "email"] == []
     # When SQS brings it back and SES has recovered / Then it is sent (the failed try released its claim)
     assert invoke_fallback(body, message_ids=["f1"]) == []
     assert len(sent_emails()) == 1
+
+
+def ses_fault(error: Exception, *, after_ses_took_it: bool) -> Any:
+    """Make SendEmail fail with `error` (what botocore raises for a network fault) before the
+    request reaches SES (moto), or after SES took the email and its answer was lost."""
+    from sms_connector import fallback
+
+    calls: list[str] = []
+
+    def fail(**_: Any) -> None:
+        calls.append("SendEmail")
+        raise error
+
+    # moto answers on the plain "before-send" event; a handler of the same event runs before or
+    # after it (one of a more specific event would run first). This client only sends emails.
+    events = fallback.ses().meta.events
+    if after_ses_took_it:
+        events.register_last("before-send", fail)
+    else:
+        events.register_first("before-send", fail)
+    return calls, lambda: events.unregister("before-send", fail)
+
+
+def test_ses_never_reached_is_released_at_once_and_sent_once(
+    connectors_api: Api, sender: Any, ses_identity: str
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    connector, body = failed_sms_with_backup(connectors_api, sender)
+    calls, heal = ses_fault(EndpointConnectionError(endpoint_url="https://email.invalid"), after_ses_took_it=False)
+    try:
+        assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]  # comes back through SQS
+    finally:
+        heal()
+    assert calls == ["SendEmail"] and sent_emails() == []  # one try, not botocore's three
+    # The claim was released: the redelivery, well within the lease, sends it, once
+    assert invoke_fallback(body, message_ids=["f1"]) == []
+    assert invoke_fallback(body, message_ids=["f1"]) == []
+    assert len(sent_emails()) == 1 and stats.read(connector)["fallbackEmailsSent"] == 1
+
+
+def test_an_ses_answer_lost_is_not_resent_until_the_lease_ends_then_sent_once_more(
+    connectors_api: Api, sender: Any, ses_identity: str
+) -> None:
+    """Our choice (fallback's docstring): the only case where the backup email may arrive twice."""
+    from botocore.exceptions import ReadTimeoutError
+
+    from sms_connector import dynamo
+    from sms_connector.sending import record
+
+    connector, body = failed_sms_with_backup(connectors_api, sender)
+    calls, heal = ses_fault(ReadTimeoutError(endpoint_url="https://email.invalid"), after_ses_took_it=True)
+    try:
+        assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]
+    finally:
+        heal()
+    assert calls == ["SendEmail"] and len(sent_emails()) == 1  # SES took it; botocore did not send it again
+    # A redelivery while the lease runs sends nothing
+    assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]
+    assert len(sent_emails()) == 1 and stats.read(connector)["fallbackEmailsSent"] == 0
+    # Once the lease has run out, the redelivery sends it again and counts it once
+    sms_id = json.loads(body)["smsId"]
+    dynamo.client().update_item(
+        TableName=dynamo.table(),
+        Key=record.key(sms_id),
+        UpdateExpression="SET emailLease = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    assert invoke_fallback(body, message_ids=["f1"]) == []
+    assert invoke_fallback(body, message_ids=["f1"]) == []
+    assert len(sent_emails()) == 2 and stats.read(connector)["fallbackEmailsSent"] == 1
 
 
 def test_a_malformed_fallback_message_fails_alone(connectors_api: Api, sender: Any, ses_identity: str) -> None:

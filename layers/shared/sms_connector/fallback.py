@@ -8,9 +8,16 @@ between sending and counting sends it twice or counts it twice. SES throttling i
 through SQS; a permanent SES rejection, or an email connector that no longer exists, is
 written to the SMS connector's error log and statistics and not retried.
 
-One case can still send twice: SES accepted the email and both the count and the note that
-it was accepted failed, and the function then died. The claim's lease runs out and the
-redelivery sends again: SES has no idempotency key, and a lost backup email is worse.
+SES has no idempotency key and no way to ask whether it took an email, so SendEmail is never
+repeated by botocore (`aws.client(..., resent=False)`), and a failure is sorted by whether the
+request can have reached SES:
+- it cannot (no connection, a connect timeout): the claim is released at once and SQS brings
+  the record back; nothing can be sent twice;
+- it can (a read timeout, a reset, a torn answer; or SES took it and both the count and the
+  note that it was taken failed, and the function died): the claim is kept until its lease
+  runs out, then the redelivery sends again. That is the one case where a person may get the
+  backup email twice, and it is our choice: the email is the last resort for an alert that did
+  not arrive, and a lost one is worse than a second copy. It is logged as a warning.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from . import aws, clock, connector_store, dynamo, json_fields, masking
 from .sending import record as sms_record
@@ -137,7 +144,7 @@ def deliver(fallback: FallbackMessage) -> str:
             fallback, owner, "no_email_connector", "the email connector for backup emails no longer exists"
         )
     try:
-        answer = aws.client("sesv2").send_email(
+        answer = ses().send_email(
             FromEmailAddress=email_connector["from"],
             Destination={"ToAddresses": [fallback.backupEmail]},
             Content={
@@ -148,12 +155,25 @@ def deliver(fallback: FallbackMessage) -> str:
             },
             EmailTags=[{"Name": "kind", "Value": "sms-fallback"}],
         )
+    except (EndpointConnectionError, ConnectTimeoutError):
+        _release(fallback.smsId, owner)  # the request never reached SES: safe to send again
+        raise
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "Unknown")
         if code in RETRYABLE:
             _release(fallback.smsId, owner)
             raise  # SQS brings the record back after the visibility timeout
         return _rejected(fallback, owner, code, exc.response.get("Error", {}).get("Message", code))
+    except Exception as exc:
+        logger.warning(
+            "SES gave no answer: the backup email is sent again when its lease ends, and may arrive twice",
+            extra={
+                "connector_id": fallback.connectorId,
+                "action_id": fallback.actionId,
+                "error_type": type(exc).__name__,
+            },
+        )
+        raise  # the claim stays until its lease ends (module docstring)
     change = _email_change(
         fallback,
         "sending",
@@ -173,6 +193,11 @@ def deliver(fallback: FallbackMessage) -> str:
     )
     _metric("FallbackEmailsSent")
     return "sent"
+
+
+def ses() -> Any:
+    """The SES client for SendEmail: its calls are never repeated by botocore (see above)."""
+    return aws.client("sesv2", resent=False)
 
 
 def _now() -> str:
