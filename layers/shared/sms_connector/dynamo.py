@@ -68,10 +68,11 @@ def update(
     condition_names: dict[str, str] | None = None,
     condition_values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A transaction's Update item: SET `sets`, ADD `adds`, REMOVE `removes` (plain values,
-    every name and value a placeholder), under `condition` with its own placeholders."""
+    """A transaction's Update item: SET `sets`, ADD `adds`, REMOVE `removes`, under `condition`
+    with its own placeholders (`condition_names`, `condition_values`). Values are plain Python;
+    every name and value in the update is a placeholder."""
     names: dict[str, str] = {}
-    values: dict[str, Any] = dict(condition_values or {})
+    values: dict[str, Any] = {k: _serializer.serialize(v) for k, v in (condition_values or {}).items()}
     clauses = []
     if sets:
         parts = []
@@ -99,6 +100,15 @@ def update(
     if values:
         body["ExpressionAttributeValues"] = values
     return {"Update": body}
+
+
+def update_if(key: dict[str, Any], **parts: Any) -> bool:
+    """Run one conditional `update` (same arguments) now; False when its condition did not hold."""
+    try:
+        client().update_item(**update(key, **parts)["Update"])
+    except client().exceptions.ConditionalCheckFailedException:
+        return False
+    return True
 
 
 def key_of(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:

@@ -206,23 +206,13 @@ def _now() -> str:
 
 def _claim(sms_id: str, owner: str) -> None:
     now = int(time.time())
-    try:
-        dynamo.client().update_item(
-            TableName=dynamo.table(),
-            Key=sms_record.key(sms_id),
-            UpdateExpression="SET emailState = :sending, emailOwner = :me, emailLease = :lease",
-            ConditionExpression="emailState IN (:due, :queued) OR (emailState = :sending AND emailLease < :now)",
-            ExpressionAttributeValues={
-                ":sending": {"S": "sending"},
-                ":me": {"S": owner},
-                ":lease": {"N": str(now + LEASE_SECONDS)},
-                ":due": {"S": "due"},
-                ":queued": {"S": "queued"},
-                ":now": {"N": str(now)},
-            },
-        )
-    except dynamo.client().exceptions.ConditionalCheckFailedException:
-        raise Busy(f"the backup email of SMS {sms_id} is being sent elsewhere") from None
+    if not dynamo.update_if(
+        sms_record.key(sms_id),
+        sets={"emailState": "sending", "emailOwner": owner, "emailLease": now + LEASE_SECONDS},
+        condition="emailState IN (:due, :queued) OR (emailState = :sending AND emailLease < :now)",
+        condition_values={":due": "due", ":queued": "queued", ":sending": "sending", ":now": now},
+    ):
+        raise Busy(f"the backup email of SMS {sms_id} is being sent elsewhere")
 
 
 def _release(sms_id: str, owner: str) -> None:
@@ -237,16 +227,13 @@ def _note_accepted(sms_id: str, owner: str) -> None:
 
 
 def _set_if_mine(sms_id: str, owner: str, state: str) -> None:
-    try:
-        dynamo.client().update_item(
-            TableName=dynamo.table(),
-            Key=sms_record.key(sms_id),
-            UpdateExpression="SET emailState = :state REMOVE emailLease",
-            ConditionExpression="emailState = :sending AND emailOwner = :me",
-            ExpressionAttributeValues={":state": {"S": state}, ":sending": {"S": "sending"}, ":me": {"S": owner}},
-        )
-    except dynamo.client().exceptions.ConditionalCheckFailedException:
-        pass
+    dynamo.update_if(  # False: the lease ran out and another invocation holds it now
+        sms_record.key(sms_id),
+        sets={"emailState": state},
+        removes=("emailLease",),
+        condition="emailState = :sending AND emailOwner = :me",
+        condition_values={":sending": "sending", ":me": owner},
+    )
 
 
 def _email_change(
@@ -260,7 +247,7 @@ def _email_change(
     extra: dict[str, Any] | None = None,
 ) -> sms_record.Write:
     condition = "emailState = :was" + (" AND emailOwner = :me" if owner else "")
-    values: dict[str, Any] = {":was": {"S": was}} | ({":me": {"S": owner}} if owner else {})
+    values: dict[str, Any] = {":was": was} | ({":me": owner} if owner else {})
     change = sms_record.Change(
         sets={"emailState": becomes, "emailAt": _now()} | (extra or {}),
         removes=("emailLease",),

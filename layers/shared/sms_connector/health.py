@@ -98,18 +98,14 @@ def remember(connector: dict[str, Any], result: AccountCheck) -> None:
     in the error log)."""
     connector_id = str(connector["id"])
     currency = result.currency
-    if connector["provider"] == "46elks" and currency and connector.get(CURRENCY_FIELD) != currency:
-        try:
-            dynamo.client().update_item(
-                TableName=dynamo.table(),
-                Key=connector_store.key(connector_id),
-                UpdateExpression="SET #currency = :currency",
-                ConditionExpression="attribute_exists(pk) AND tenantId = :tenant AND attribute_not_exists(deleting)",
-                ExpressionAttributeNames={"#currency": CURRENCY_FIELD},
-                ExpressionAttributeValues={":currency": {"S": currency}, ":tenant": {"S": str(connector["tenantId"])}},
-            )
-        except dynamo.client().exceptions.ConditionalCheckFailedException:
-            return  # deleted meanwhile: nothing to keep
+    learned = connector["provider"] == "46elks" and currency and connector.get(CURRENCY_FIELD) != currency
+    if learned and not dynamo.update_if(
+        connector_store.key(connector_id),
+        sets={CURRENCY_FIELD: currency},
+        condition="attribute_exists(pk) AND tenantId = :tenant AND attribute_not_exists(deleting)",
+        condition_values={":tenant": str(connector["tenantId"])},
+    ):
+        return  # deleted meanwhile: nothing to keep
     warning = low_balance(str(connector["provider"]), result)
     if not warning:
         return

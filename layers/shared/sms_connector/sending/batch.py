@@ -382,7 +382,7 @@ def _reused(s: Sms) -> record.Write:
         sets={"lastReusedAt": at},
         removes=(),
         condition="NOT contains(reusedBy, :message)",
-        condition_values={":message": {"S": s.records[0]}},
+        condition_values={":message": s.records[0]},
         delta=delta,
         log=record.log_item(
             s.connector["id"],

@@ -96,16 +96,12 @@ def queue_due(seconds: float = 20.0) -> int:
 
 def _forget(pk: str) -> None:
     """Out of the due emails' index (only if it is still there as one)."""
-    try:
-        dynamo.client().update_item(
-            TableName=dynamo.table(),
-            Key={"pk": {"S": pk}, "sk": {"S": "SMS"}},
-            UpdateExpression="REMOVE gsi2pk, gsi2sk",
-            ConditionExpression="gsi2pk = :due",
-            ExpressionAttributeValues={":due": {"S": record.EMAIL_DUE}},
-        )
-    except dynamo.client().exceptions.ConditionalCheckFailedException:
-        pass
+    dynamo.update_if(
+        {"pk": {"S": pk}, "sk": {"S": "SMS"}},
+        removes=("gsi2pk", "gsi2sk"),
+        condition="gsi2pk = :due",
+        condition_values={":due": record.EMAIL_DUE},
+    )
 
 
 def queue(messages: list[dict[str, Any]]) -> list[bool]:

@@ -192,23 +192,17 @@ def _reclaim(s: Sms, stored: dict[str, Any], owner: str, lease_until: float) -> 
     """Take over a claim whose holder's lease ran out: that holder may have reached the
     provider, unless it released the claim saying it had not tried."""
     may_be_sent = bool(stored.get("mayBeSent")) or not stored.get("released")
-    try:
-        dynamo.client().update_item(
-            TableName=dynamo.table(),
-            Key=key(s.id),
-            UpdateExpression="SET #owner = :me, leaseUntil = :lease, mayBeSent = :maybe REMOVE released",
-            ConditionExpression="#state = :claimed AND #owner = :old AND leaseUntil = :oldLease",
-            ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-            ExpressionAttributeValues={
-                ":me": {"S": owner},
-                ":lease": {"N": str(int(lease_until))},
-                ":maybe": {"BOOL": may_be_sent},
-                ":claimed": {"S": CLAIMED},
-                ":old": {"S": str(stored.get("owner", ""))},
-                ":oldLease": {"N": str(int(stored.get("leaseUntil", 0)))},
-            },
-        )
-    except dynamo.client().exceptions.ConditionalCheckFailedException:
+    if not _update_now(
+        s.id,
+        sets={"owner": owner, "leaseUntil": int(lease_until), "mayBeSent": may_be_sent},
+        removes=("released",),
+        condition="#state = :claimed AND #owner = :old AND leaseUntil = :oldLease",
+        condition_values={
+            ":claimed": CLAIMED,
+            ":old": str(stored.get("owner", "")),
+            ":oldLease": int(stored.get("leaseUntil", 0)),
+        },
+    ):
         s.claim = "busy"  # another invocation took it over first
         return
     s.claim, s.may_be_sent = "claimed", may_be_sent
@@ -219,22 +213,12 @@ def release(smses: Iterable[Sms], owner: str) -> None:
     """Give back claims that were not attempted (no time left), so the redelivery takes them.
     A claim that may already have reached the provider keeps saying so."""
     for s in smses:
-        try:
-            dynamo.client().update_item(
-                TableName=dynamo.table(),
-                Key=key(s.id),
-                UpdateExpression="SET leaseUntil = :zero, released = :released",
-                ConditionExpression="#state = :claimed AND #owner = :me",
-                ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-                ExpressionAttributeValues={
-                    ":zero": {"N": "0"},
-                    ":released": {"BOOL": not s.may_be_sent},
-                    ":claimed": {"S": CLAIMED},
-                    ":me": {"S": owner},
-                },
-            )
-        except dynamo.client().exceptions.ConditionalCheckFailedException:
-            pass  # no longer ours: its lease ran out and another invocation took it
+        _update_now(  # False: no longer ours (its lease ran out and another invocation took it)
+            s.id,
+            sets={"leaseUntil": 0, "released": not s.may_be_sent},
+            condition="#state = :claimed AND #owner = :me",
+            condition_values={":claimed": CLAIMED, ":me": owner},
+        )
 
 
 def unclaim(smses: Iterable[Sms], owner: str) -> None:
@@ -267,19 +251,11 @@ def keep_unrecorded(smses: Iterable[Sms], owner: str) -> None:
         if s.outcome is None:
             continue
         try:
-            dynamo.client().update_item(
-                TableName=dynamo.table(),
-                Key=key(s.id),
-                UpdateExpression="SET #state = :unrecorded, outcome = :outcome, emailQueued = :queued",
-                ConditionExpression="#state = :claimed AND #owner = :me",
-                ExpressionAttributeNames={"#owner": "owner", "#state": "state"},
-                ExpressionAttributeValues={
-                    ":unrecorded": {"S": UNRECORDED},
-                    ":outcome": {"M": dynamo.to_item(stored_outcome(s.outcome))},
-                    ":queued": {"BOOL": s.email_queued},
-                    ":claimed": {"S": CLAIMED},
-                    ":me": {"S": owner},
-                },
+            _update_now(  # False: recorded meanwhile
+                s.id,
+                sets={"state": UNRECORDED, "outcome": stored_outcome(s.outcome), "emailQueued": s.email_queued},
+                condition="#state = :claimed AND #owner = :me",
+                condition_values={":claimed": CLAIMED, ":me": owner},
             )
         except Exception as exc:  # the redelivery falls back on the lease and a look-up
             logger.warning("could not keep an unrecorded outcome", extra={"error_type": type(exc).__name__})
@@ -310,6 +286,9 @@ class Write:
     retry: Callable[[dict[str, Any]], Write | None] | None = None
 
 
+_NAMES = {"#state": "state", "#owner": "owner"}  # reserved words in DynamoDB
+
+
 def _update(
     sms: str,
     *,
@@ -323,7 +302,26 @@ def _update(
         sets=sets,
         removes=removes,
         condition=condition,
-        condition_names={"#state": "state", "#owner": "owner"},
+        condition_names=_NAMES,
+        condition_values=condition_values,
+    )
+
+
+def _update_now(
+    sms: str,
+    *,
+    sets: dict[str, Any],
+    removes: Iterable[str] = (),
+    condition: str,
+    condition_values: dict[str, Any],
+) -> bool:
+    """The same update, made now; False when the record was not in the state `condition` says."""
+    return dynamo.update_if(
+        key(sms),
+        sets=sets,
+        removes=removes,
+        condition=condition,
+        condition_names=_NAMES,
         condition_values=condition_values,
     )
 
@@ -437,10 +435,10 @@ def outcome_write(
     deltas = [delta]
     removes: list[str] = list(_CLAIM_ATTRIBUTES)
     if s.claim == "unrecorded":
-        condition, values = "#state = :unrecorded", {":unrecorded": {"S": UNRECORDED}}
+        condition, values = "#state = :unrecorded", {":unrecorded": UNRECORDED}
     else:
         condition = "#state = :claimed AND #owner = :me"
-        values = {":claimed": {"S": CLAIMED}, ":me": {"S": owner}}
+        values = {":claimed": CLAIMED, ":me": owner}
     if o.sent and early is None:
         condition += " AND attribute_not_exists(earlyReceipt)"
     elif o.sent and early is not None:
@@ -514,7 +512,7 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
             sets={"earlyReceipt": {k: v for k, v in vars(report).items() if v is not None}},
             removes=(),
             condition="#state = :was AND attribute_not_exists(earlyReceipt)",
-            condition_values={":was": {"S": str(state)}},
+            condition_values={":was": str(state)},
         )
     if state not in (STATE_SENT, STATE_UNKNOWN) or (state == STATE_UNKNOWN and report.status == "unconfirmed"):
         return None
@@ -560,7 +558,7 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
         sets=sets,
         removes=("gsi2pk", "gsi2sk"),
         condition="#state = :was",
-        condition_values={":was": {"S": str(state)}},
+        condition_values={":was": str(state)},
         delta=delta,
         log=log,
         owes_email=owes_email,
@@ -578,7 +576,7 @@ def email_queued() -> Change:
         sets={"emailState": "queued"},
         removes=("gsi2pk", "gsi2sk"),
         condition="emailState = :due",
-        condition_values={":due": {"S": "due"}},
+        condition_values={":due": "due"},
     )
 
 
@@ -589,7 +587,7 @@ def deadline_change(record: dict[str, Any]) -> Change:
         sets={"state": NO_RECEIPT},
         removes=("gsi2pk", "gsi2sk"),
         condition="#state = :was AND attribute_exists(gsi2pk)",
-        condition_values={":was": {"S": STATE_SENT}},
+        condition_values={":was": STATE_SENT},
         delta=delta,
     )
 
