@@ -122,3 +122,27 @@ def test_observability_is_shipped() -> None:
 
     body = re.sub(r"\$\{[^}]+\}", "x", resources["Dashboard"]["Properties"]["DashboardBody"].value)
     assert len(json.loads(body)["widgets"]) >= 4
+
+
+def test_numeric_parameters_allow_what_the_functions_accept() -> None:
+    """A parameter the template bounds more tightly (or loosely) than the functions' own check
+    would deploy a value the functions refuse at start, or refuse one they take."""
+    import dataclasses
+    import math
+
+    from sms_connector import config
+
+    doc = template.load()
+    variables = doc["Globals"]["Function"]["Environment"]["Variables"]
+    defaults = {f.name: f.default for f in dataclasses.fields(config.Settings)}
+    checked = []
+    for name, (low, high, _) in config._BOUNDS.items():
+        ref = variables.get(name.upper())
+        if getattr(ref, "tag", None) != "Ref":
+            continue  # not set from a parameter
+        parameter = doc["Parameters"][ref.value]
+        assert parameter["Default"] == defaults[name], name
+        assert parameter["MinValue"] == low, name
+        assert parameter.get("MaxValue", math.inf) == high, name
+        checked.append(name)
+    assert len(checked) >= 3, checked  # the retention, the receipt deadline, the test sends

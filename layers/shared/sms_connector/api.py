@@ -28,7 +28,16 @@ from pydantic import BaseModel
 from pydantic_core import to_json
 
 from .config import settings
-from .errors import Conflict, Forbidden, InvalidField, NotFound, TooManyRequests, Unavailable
+from .errors import (
+    MAX_BODY_BYTES,
+    Conflict,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    TooManyRequests,
+    Unavailable,
+    error_body,
+)
 from .models import (
     CONNECTOR_ID_PATTERN,
     MISSING_PROVIDER,
@@ -43,7 +52,6 @@ from .models import (
     ValidationErrorBody,
 )
 
-MAX_BODY_BYTES = 64 * 1024
 NEXT_PAGE_HELP = "the previous page's nextToken, as it was given (its characters need no encoding in a URL)"
 TITLE = "SMS connector API"
 VERSION = "1.0.0"
@@ -100,12 +108,6 @@ def _json(status: HTTPStatus, body: dict[str, Any]) -> Response:
 
 def _error(status: HTTPStatus, message: str) -> Response:
     return _json(status, {"statusCode": status.value, "message": message})
-
-
-def error_body(status: HTTPStatus, message: str) -> str:
-    """An error answer's body where no resolver writes it: the same shape and format as the
-    resolver's (compact JSON, a trailing newline)."""
-    return json.dumps({"statusCode": status.value, "message": message}, separators=(",", ":")) + "\n"
 
 
 def field_name(loc: tuple[Any, ...] | list[Any]) -> str:

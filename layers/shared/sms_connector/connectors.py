@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from typing import Any
@@ -24,12 +23,10 @@ from .models import (
 from .providers.base import AccountCheck, amount_text
 from .receipts import PREVIOUS_TOKEN_FIELD, PREVIOUS_UNTIL_FIELD, TOKEN_FIELD
 
-_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-
 
 def get(tenant_id: str, connector_id: str) -> dict[str, Any]:
     """The stored connector, or NotFound when it is unknown or belongs to another tenant."""
-    if not _ID.fullmatch(connector_id):
+    if not ids.is_connector_id(connector_id):
         raise NotFound()
     record = connector_store.get(connector_id)
     if record is None or record.get("tenantId") != tenant_id:
@@ -40,7 +37,7 @@ def get(tenant_id: str, connector_id: str) -> dict[str, Any]:
 def stats_of(tenant_id: str, connector_id: str) -> dict[str, Any]:
     """The statistics panel of a tenant's connector: the connector (for the tenant check), its
     totals and this month's figures in one BatchGetItem, whatever the history."""
-    if not _ID.fullmatch(connector_id):
+    if not ids.is_connector_id(connector_id):
         raise NotFound()
     keys = [connector_store.key(connector_id), *stats.keys(connector_id)]
     items = {i["sk"]["S"]: i for i in dynamo.batch_get(keys, consistent=True)}

@@ -1,6 +1,18 @@
-"""Domain errors. The API maps them to HTTP answers in one place (`api.py`)."""
+"""Domain errors. The API maps them to HTTP answers in one place (`api.py`); the shape of an
+error answer and the largest body any route reads are here, for the routes no resolver serves."""
 
 from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+MAX_BODY_BYTES = 64 * 1024  # any route's body, API or receipt
+
+
+def error_body(status: HTTPStatus | int, message: str) -> str:
+    """An error answer's body: `{"statusCode", "message"}`, compact JSON, a trailing newline
+    (the resolver's own answers are formatted the same way)."""
+    return json.dumps({"statusCode": int(status), "message": message}, separators=(",", ":")) + "\n"
 
 
 class DomainError(Exception):

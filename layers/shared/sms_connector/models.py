@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from .ids import CONNECTOR_ID_PATTERN
 from .phone import E164, normalise_e164
 from .text import Message, clean_line, clean_message, not_blank
 
@@ -55,7 +56,6 @@ Omittable = Annotated[T | SkipJsonSchema[None], Field(exclude_if=_absent, json_s
 
 # 46elks text sender: A-Z a-z 0-9, 3 to 11 characters, not starting with a digit (providers.md 1.3).
 _ELKS_ALPHA_SENDER = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
-CONNECTOR_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 
 
 Name = Annotated[

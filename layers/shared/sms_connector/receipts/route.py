@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import time
 from typing import Any
@@ -25,8 +24,9 @@ from urllib.parse import parse_qs
 
 from aws_lambda_powertools import Logger
 
-from .. import connector_store, credentials
+from .. import connector_store, credentials, ids
 from ..config import settings
+from ..errors import MAX_BODY_BYTES, error_body
 from ..providers.twilio import Twilio
 from ..sending import emails
 from ..sending import record as sms_record
@@ -36,16 +36,14 @@ from . import telnyx as telnyx_receipts
 from . import twilio as twilio_receipts
 
 logger = Logger()
-MAX_BODY_BYTES = 64 * 1024
 _SMS_ID = re.compile(r"[0-9a-f]{32}")
-_CONNECTOR_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 def _answer(status: int, message: str) -> dict[str, Any]:
     return {
         "statusCode": status,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"statusCode": status, "message": message}) + "\n",
+        "body": error_body(status, message),
     }
 
 
@@ -54,7 +52,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if len(parts) not in (3, 4) or parts[0] != "receipts" or parts[1] not in ("twilio", "telnyx", "46elks"):
         return _answer(404, "no such route")
     provider, connector_id = parts[1], parts[2]
-    if (len(parts) == 4) != (provider == "46elks") or not _CONNECTOR_ID.fullmatch(connector_id):
+    if (len(parts) == 4) != (provider == "46elks") or not ids.is_connector_id(connector_id):
         return _answer(404, "no such route")
     raw = event.get("body") or ""
     try:
