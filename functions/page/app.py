@@ -8,6 +8,7 @@ page itself is revalidated on every load (its ETag answers 304 when nothing chan
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import logging
@@ -32,17 +33,24 @@ _SOURCE = re.compile(r"'self'|'none'|\*|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class File:
     body: bytes
-    gzipped: bytes
     content_type: str
     etag: str
+    _gzipped: bytes | None = None
+
+    @property
+    def gzipped(self) -> bytes:
+        """Compressed when first asked for, not at cold start (most loads are 304s)."""
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.body, mtime=0)
+        return self._gzipped
 
 
 def _file(body: bytes, suffix: str) -> File:
     digest = hashlib.sha256(body).hexdigest()[:20]
-    return File(body, gzip.compress(body, mtime=0), CONTENT_TYPES[suffix], f'"{digest}"')
+    return File(body, CONTENT_TYPES[suffix], f'"{digest}"')
 
 
 def _load() -> tuple[str, File, dict[str, File]]:
@@ -68,9 +76,14 @@ def frame_ancestors(value: str | None) -> str:
 
 
 def content_security_policy() -> str:
+    return _policy(os.environ.get("FRAME_ANCESTORS"))
+
+
+@functools.cache
+def _policy(ancestors: str | None) -> str:
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        f"base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors(os.environ.get('FRAME_ANCESTORS'))}; "
+        f"base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors(ancestors)}; "
         "require-trusted-types-for 'script'; trusted-types 'none'"
     )
 
