@@ -126,6 +126,17 @@ def sim(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
+def quick_timeouts(monkeypatch: pytest.MonkeyPatch, sim: Any) -> None:
+    """A 1 s read timeout, so a provider that hangs costs a second, not ten."""
+    from sms_connector.providers import base
+
+    monkeypatch.setenv("PROVIDER_READ_TIMEOUT", "1.0")
+    config.reset()
+    base.reset()
+    sim.hang_seconds = 1.5
+
+
+@pytest.fixture
 def fallback_queue(stack: resources.Stack, monkeypatch: pytest.MonkeyPatch) -> str:
     url = stack.refs["FallbackQueue"]
     monkeypatch.setenv("FALLBACK_QUEUE_URL", url)

@@ -33,15 +33,6 @@ GUIDES = {"46elks": GUIDE_46ELKS, "telnyx": GUIDE_TELNYX, "twilio": GUIDE_TWILIO
 TAKEN_FAULTS = ["accept_then_hang", "accept_then_reset", "unreadable", "accept_then_500"]
 
 
-@pytest.fixture
-def quick_timeouts(monkeypatch: pytest.MonkeyPatch, sim: ProviderSimulator) -> None:
-    """A 1 s read timeout, so a provider that hangs costs a second, not ten."""
-    monkeypatch.setenv("PROVIDER_READ_TIMEOUT", "1.0")
-    config.reset()
-    base.reset()
-    sim.hang_seconds = 1.5
-
-
 def texted(sim: ProviderSimulator) -> Counter[tuple[str, str]]:
     return Counter((r.fields["to"], r.fields["text"]) for r in sim.sent())
 

@@ -111,6 +111,27 @@ def test_receipts_tell_delivered_from_undelivered_and_the_undelivered_gets_one_e
     assert all(c.url.startswith(f"{receipts}/receipts/{provider}/{connector}") and "?sms=" in c.url for c in every)
 
 
+@pytest.mark.parametrize("provider", ["46elks", "telnyx", "twilio"])
+def test_a_message_whose_answer_was_lost_still_gets_its_receipt_once(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str, quick_timeouts: None, provider: str
+) -> None:
+    # Given a provider that takes the message and loses its answer; its receipt comes at once,
+    # while we still wait for the answer (so it reaches us before the outcome is recorded)
+    connector = make(connectors_api, guide(provider, sim, recipients=[{"to": "+46710000001"}]))
+    sim.script(provider, "accept_then_hang", "ok", "ok")
+    # When the SMS is settled (Telnyx's replay; the others' look-up) and the receipt is in
+    assert sender({"connectorId": connector, "message": "Tank low", "actionId": "L1"}) == []
+    assert wait_for(lambda: settled(sim, 1))
+    # Then it is texted once, sent once, delivered once, and waits for nothing more
+    assert len(sim.sent()) == 1
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalUnknown"], figures["totalDelivered"]) == (1, 0, 1)
+    assert figures["pendingReceipts"] == 0
+    stored = record.read(record.sms_id(connector, "L1", "+46710000001"))
+    assert stored is not None and stored["state"] == record.DELIVERED
+    assert stored["messageId"] == sim.sent()[0].message_id
+
+
 def _resend(
     callback: Any, *, url: str | None = None, headers: dict[str, str] | None = None, body: bytes | None = None
 ) -> int:
