@@ -278,7 +278,7 @@ def _rejected(fallback: FallbackMessage, owner: str, code: str, reason: str) -> 
         action_id=fallback.actionId,
         kind="email",
     )
-    delta = Delta(at=at, fallback_failed=1, last_error=masking.text(text))
+    delta = Delta(at=at, fallback_failed=1, last_error=text)
     _commit(_email_change(fallback, "sending", "rejected", delta, owner=owner, log=log))
     logger.error(
         "fallback email failed",

@@ -19,7 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from . import clock, connector_store, dynamo, error_log, masking, stats
+from . import clock, connector_store, dynamo, error_log, stats
 from .errors import InvalidField, ProviderUnavailable
 from .providers import ADAPTERS, ProviderError
 from .providers.base import AccountCheck, amount_text
@@ -110,7 +110,7 @@ def remember(connector: dict[str, Any], result: AccountCheck) -> None:
     if not warning:
         return
     at = clock.iso(clock.now())
-    items = stats.updates(connector_id, [stats.Delta(at=at, last_error=masking.text(warning))])
+    items = stats.updates(connector_id, [stats.Delta(at=at, last_error=warning)])
     entry = error_log.entry_item(
         connector_id,
         at=at,

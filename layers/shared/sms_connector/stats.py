@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import clock, connector_store, dynamo
+from . import clock, connector_store, dynamo, masking
 
 STATS = "STATS"
 MONTH_KEEP_SECONDS = 400 * 24 * 3600
@@ -63,7 +63,7 @@ class Delta:
     last_sent_at: str | None = None
     last_failed_at: str | None = None
     last_delivered_at: str | None = None
-    last_error: str | None = None  # a masked message; `at` is its time
+    last_error: str | None = None  # a message (masked when written); `at` is its time
 
     def add_cost(self, amount: str | None, currency: str | None) -> None:
         if amount is None:
@@ -109,7 +109,8 @@ def updates(connector_id: str, deltas: Iterable[Delta]) -> list[dict[str, Any]]:
     errors = [d for d in deltas if d.last_error]
     if errors:
         last = max(errors, key=lambda d: d.at)
-        totals.set("lastError", {"message": last.last_error or "", "at": last.at})
+        # masked here, whoever wrote it: a provider's text may carry a phone number
+        totals.set("lastError", {"message": masking.text(last.last_error or ""), "at": last.at})
     if not totals.empty:
         items.append(totals.update(_key(connector_id, STATS)))
     by_month: dict[str, list[Delta]] = defaultdict(list)

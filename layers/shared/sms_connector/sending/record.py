@@ -41,7 +41,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .. import clock, dynamo, error_log, masking
+from .. import clock, dynamo, error_log
 from ..stats import Delta, updates
 from .outcome import FAILED, SENT, UNKNOWN, Outcome
 from .outcome import SUPPRESSED as SUPPRESSED_OUTCOME
@@ -419,7 +419,7 @@ def outcome_write(
             sets |= {"emailState": "queued"} if s.email_queued else email_due(o.at)
     logs = []
     if o.notice:
-        delta.last_error = masking.text(o.notice)
+        delta.last_error = o.notice
         logs.append(
             log_item(
                 s.connector["id"],
@@ -533,7 +533,7 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
             f"{record.get('provider')} {report.error_code or 'undelivered'}: {report.error_message or 'not delivered'}"
         )
         message = f"not delivered: {why}"
-        delta.last_error = masking.text(message)
+        delta.last_error = message
         if report.error_code:
             sets["errorCode"] = report.error_code
         log = log_item(
