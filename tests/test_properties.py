@@ -96,3 +96,35 @@ def test_ucs2_segments(text: str) -> None:
 def test_segment_boundaries(n: int) -> None:
     assert count("a" * n).parts == (1 if n <= 160 else math.ceil(n / 153))
     assert count("ж" * n).parts == (1 if n <= 70 else math.ceil(n / 67))
+
+
+# Texts near the edges: invisible and control characters, joiners, line breaks, lengths around
+# the limit. (Surrogates excluded: JSON text cannot carry a lone one; both refuse it.)
+_EDGES = st.sampled_from(["\u200b", "\u200d", "\u202e", "\x00", "\x07", "\r", "\n", "\t", " ", "a", "é", "😀"])
+_MESSAGES = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
+    st.lists(_EDGES, max_size=12).map("".join),
+    st.integers(1595, 1605).map(lambda n: "x" * n),
+)
+
+
+@given(_MESSAGES)
+@settings(max_examples=400)
+def test_the_sender_and_the_api_agree_on_what_a_message_is(text: str) -> None:
+    """The sender checks rule actions without pydantic (json_fields); the API with it. The same
+    text must get the same verdict, and the same value, from both."""
+    import json
+
+    from sms_connector import json_fields
+    from sms_connector.sending.batch import RuleAction
+    from sms_connector.text import Message
+
+    try:
+        api: str | None = TypeAdapter(Message).validate_python(text)
+    except ValidationError:
+        api = None
+    try:
+        sender: str | None = RuleAction.parse(json.dumps({"connectorId": "c1", "message": text})).message
+    except json_fields.Malformed:
+        sender = None
+    assert sender == api
