@@ -227,6 +227,11 @@ def decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+def currency_code(value: Any) -> str | None:
+    """A provider's currency (ISO 4217) upper-cased; None when it gave none."""
+    return value.strip().upper() or None if isinstance(value, str) else None
+
+
 def amount_text(value: Decimal) -> str:
     """A money amount for people: at least two decimals, no exponent (`200.00`, `0.0051`)."""
     if value == value.quantize(Decimal("0.01")):

@@ -23,6 +23,7 @@ from .base import (
     AccountCheck,
     Outbound,
     ProviderError,
+    currency_code,
     header_safe,
     in_time,
     json_object,
@@ -108,7 +109,7 @@ class Elks46:
             True,
             "the credentials work",
             balance=Decimal(balance) / UNITS_PER_CURRENCY if isinstance(balance, int) else None,
-            currency=str(currency).upper() if isinstance(currency, str) and currency else None,
+            currency=currency_code(currency),
         )
 
 

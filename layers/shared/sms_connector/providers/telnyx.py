@@ -22,6 +22,7 @@ from .base import (
     Kind,
     Outbound,
     ProviderError,
+    currency_code,
     decimal,
     header_safe,
     in_time,
@@ -109,7 +110,7 @@ class Telnyx:
             True,
             "the credentials work",
             balance=decimal(data.get("balance")),
-            currency=str(currency).upper() if isinstance(currency, str) and currency else None,
+            currency=currency_code(currency),
             available=decimal(data.get("available_credit")),
         )
 
@@ -123,7 +124,5 @@ def accepted(data: dict[str, Any]) -> Accepted:
         message_id=str(data["id"]),
         segments=int(parts) if isinstance(parts, int) and parts > 0 else None,
         cost=str(cost["amount"]) if cost.get("amount") not in (None, "") else None,
-        currency=str(cost["currency"]).upper()
-        if cost.get("amount") not in (None, "") and cost.get("currency")
-        else None,
+        currency=currency_code(cost.get("currency")) if cost.get("amount") not in (None, "") else None,
     )

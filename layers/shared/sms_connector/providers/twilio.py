@@ -28,6 +28,7 @@ from .base import (
     Outbound,
     ProviderError,
     attempt_budget,
+    currency_code,
     decimal,
     header_safe,
     in_time,
@@ -160,7 +161,7 @@ class Twilio:
         currency = answer.get("currency")
         if response.status != 200 or decimal(answer.get("balance")) is None:
             return None, None
-        return decimal(answer.get("balance")), str(currency).upper() if isinstance(currency, str) and currency else None
+        return decimal(answer.get("balance")), currency_code(currency)
 
 
 def _accepted(answer: dict[str, Any]) -> Accepted:
@@ -176,5 +177,5 @@ def _accepted(answer: dict[str, Any]) -> Accepted:
         message_id=str(answer["sid"]),
         segments=int(segments) if segments.isdigit() and segments != "0" else None,
         cost=cost,
-        currency=str(answer.get("price_unit") or "").upper() or None if cost else None,
+        currency=currency_code(answer.get("price_unit")) if cost else None,
     )

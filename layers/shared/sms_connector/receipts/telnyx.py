@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from .. import clock
+from ..providers.base import currency_code
 from ..sending.record import Report
 
 TOLERANCE_SECONDS = 300
@@ -84,5 +85,5 @@ def parse(body: bytes) -> Report | None:
         error_code=str(error["code"]) if error.get("code") else None,
         error_message=" - ".join(str(error[k]) for k in ("title", "detail") if error.get(k)) or None,
         cost=str(cost["amount"]) if cost.get("amount") not in (None, "") else None,
-        currency=str(cost["currency"]).upper() if cost.get("currency") else None,
+        currency=currency_code(cost.get("currency")),
     )
