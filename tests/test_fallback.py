@@ -234,6 +234,46 @@ def test_an_ses_answer_lost_is_not_resent_until_the_lease_ends_then_sent_once_mo
     assert len(sent_emails()) == 2 and stats.read(connector)["fallbackEmailsSent"] == 1
 
 
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_transient_ses_gateway_error_does_not_lose_the_backup_email(
+    connectors_api: Api, sender: Any, ses_identity: str, status: int
+) -> None:
+    """A 502, 503 or 504 (an HTML page from a gateway in front of SES) is no rejection: the email
+    is sent when SQS brings the message back (503 at once; 502 and 504 after the lease)."""
+    from sms_connector import dynamo, fallback
+    from sms_connector.sending import record
+
+    connector, body = failed_sms_with_backup(connectors_api, sender)
+    calls: list[int] = []
+
+    class Page:
+        status_code = status
+        headers = {"Content-Type": "text/html"}
+
+    def gateway_error(**_: Any) -> Any:  # what botocore makes of a gateway's HTML page
+        calls.append(status)
+        return Page(), {"Error": {"Code": str(status), "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+    events = fallback.ses().meta.events
+    events.register("before-call.sesv2.SendEmail", gateway_error)
+    try:
+        assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]
+    finally:
+        events.unregister("before-call.sesv2.SendEmail", gateway_error)
+    assert calls == [status]  # one try (no botocore retry any more)
+    sms_id = json.loads(body)["smsId"]
+    if status != 503:  # SES may have taken it: kept until the lease runs out (here, at once)
+        assert (record.read(sms_id) or {}).get("emailState") == "sending"
+        dynamo.update_if(record.key(sms_id), sets={"emailLease": 1})
+    # SES is back; SQS brings the message again
+    assert invoke_fallback(body, message_ids=["f1"]) == []
+    stored = record.read(sms_id) or {}
+    figures = stats.read(connector)
+    assert stored.get("emailState") == "sent", stored.get("emailState")
+    assert len(sent_emails()) == 1
+    assert figures["fallbackEmailsFailed"] == 0
+
+
 def test_a_malformed_fallback_message_fails_alone(connectors_api: Api, sender: Any, ses_identity: str) -> None:
     _, body = failed_sms_with_backup(connectors_api, sender)
     failed = invoke_fallback("{nope", body, message_ids=["bad", "good"])

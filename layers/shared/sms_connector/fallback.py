@@ -11,13 +11,15 @@ written to the SMS connector's error log and statistics and not retried.
 SES has no idempotency key and no way to ask whether it took an email, so SendEmail is never
 repeated by botocore (`aws.client(..., resent=False)`), and a failure is sorted by whether the
 request can have reached SES:
-- it cannot (no connection, a connect timeout): the claim is released at once and SQS brings
-  the record back; nothing can be sent twice;
-- it can (a read timeout, a reset, a torn answer; or SES took it and both the count and the
-  note that it was taken failed, and the function died): the claim is kept until its lease
-  runs out, then the redelivery sends again. That is the one case where a person may get the
-  backup email twice, and it is our choice: the email is the last resort for an alert that did
-  not arrive, and a lost one is worse than a second copy. It is logged as a warning.
+- it did not (no connection, a connect timeout, throttling, a 429 or 503): the claim is
+  released at once and SQS brings the record back; nothing can be sent twice;
+- SES refused it (any other 4xx, e.g. MessageRejected): logged, counted, not retried;
+- it may have (a read timeout, a reset, a 500, 502 or 504 from SES or a gateway; or SES took it
+  and both the count and the note that it was taken failed, and the function died): the claim is
+  kept until its lease runs out, then the redelivery sends again. That is the one case where a
+  person may get the backup email twice, and it is our choice: the email is the last resort for
+  an alert that did not arrive, and a lost one is worse than a second copy. It is logged as a
+  warning.
 """
 
 from __future__ import annotations
@@ -43,15 +45,16 @@ logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 LEASE_SECONDS = 60  # how long one invocation holds an email it is sending
 
-# SES v2 errors worth another try later (SQS redelivers the record); any other error is final.
-RETRYABLE = {
+# SES v2 answers that say it did not take the email: another try later is safe (SQS redelivers
+# the record). Throttling by code; 429 and 503 by status, also from a gateway in front of SES.
+NOT_TAKEN_CODES = {
     "TooManyRequestsException",
     "Throttling",
     "ThrottlingException",
-    "ServiceUnavailable",
-    "InternalFailure",
     "LimitExceededException",
+    "ServiceUnavailable",
 }
+NOT_TAKEN_STATUSES = {429, 503}
 
 _TEXT = json_fields.Text(min_length=1, max_length=2000)
 _FIELDS = {
@@ -160,20 +163,17 @@ def deliver(fallback: FallbackMessage) -> str:
         raise
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "Unknown")
-        if code in RETRYABLE:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in NOT_TAKEN_CODES or status in NOT_TAKEN_STATUSES:
             _release(fallback.smsId, owner)
             raise  # SQS brings the record back after the visibility timeout
+        if status >= 500:  # 500, 502, 504: SES (or a gateway) may have taken it
+            _answer_lost(fallback, f"HTTP {status}")
+            raise
         return _rejected(fallback, owner, code, exc.response.get("Error", {}).get("Message", code))
     except Exception as exc:
-        logger.warning(
-            "SES gave no answer: the backup email is sent again when its lease ends, and may arrive twice",
-            extra={
-                "connector_id": fallback.connectorId,
-                "action_id": fallback.actionId,
-                "error_type": type(exc).__name__,
-            },
-        )
-        raise  # the claim stays until its lease ends (module docstring)
+        _answer_lost(fallback, type(exc).__name__)
+        raise
     change = _email_change(
         fallback,
         "sending",
@@ -193,6 +193,14 @@ def deliver(fallback: FallbackMessage) -> str:
     )
     _metric("FallbackEmailsSent")
     return "sent"
+
+
+def _answer_lost(fallback: FallbackMessage, error: str) -> None:
+    """SES may have taken the email: the claim stays until its lease ends (module docstring)."""
+    logger.warning(
+        "SES gave no answer: the backup email is sent again when its lease ends, and may arrive twice",
+        extra={"connector_id": fallback.connectorId, "action_id": fallback.actionId, "error_type": error},
+    )
 
 
 def ses() -> Any:
