@@ -22,7 +22,7 @@ from devstack.lambda_context import LambdaContext
 from devstack.simulators import Answer, ProviderSimulator
 from devstack.sqs import sqs_event, sqs_record
 from scripts.redrive import redrive
-from sms_connector import config, stats
+from sms_connector import aws, config, stats
 from sms_connector.providers import base
 from sms_connector.sending import record
 from tests.conftest import Api, sent_emails
@@ -325,3 +325,28 @@ def test_concurrent_redeliveries_of_one_action_text_each_recipient_once(
         time.sleep(0.5)
     assert len(sim.sent()) == 5 and stats.read(connector)["totalSent"] == 5
     assert os.environ["TABLE_NAME"]
+
+
+def test_a_claim_resent_by_botocore_after_a_lost_answer_is_still_ours(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator
+) -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[{"to": "+46710000001"}]))
+    lost: list[str] = []
+
+    def answer_lost(request: Any, **_: Any) -> None:
+        body = request.body or b""
+        if b"TransactItems" in body and b"attribute_not_exists(pk)" in body and b"SMS#" in body and not lost:
+            lost.append("claim")
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
+
+    events = aws.client("dynamodb").meta.events
+    events.register_last("before-send", answer_lost)  # after moto took it
+    try:
+        failed = sender({"connectorId": connector, "message": "Door open", "actionId": "c1"})
+    finally:
+        events.unregister("before-send", answer_lost)
+    assert lost == ["claim"]
+    # Then the claim is still ours: sent now, not back to SQS for the visibility timeout
+    assert failed == [] and len(sim.sent()) == 1

@@ -515,3 +515,109 @@ def test_a_receipt_after_the_deadline_changes_nothing(
         assert (record.read(record.sms_id(connector, "l1", "+46710000001")) or {})["state"] == record.NO_RECEIPT
     finally:
         clock.set_clock(None)
+
+
+@pytest.mark.parametrize(("to", "final"), [("+46710000001", "DELIVERED"), ("+46700000006", "UNDELIVERED")])
+def test_an_early_receipt_of_an_sms_whose_outcome_stays_unknown_is_applied(
+    connectors_api: Api,
+    sender: Any,
+    sim: ProviderSimulator,
+    receipts: str,
+    quick_timeouts: None,
+    to: str,
+    final: str,
+) -> None:
+    # Given 46elks takes the SMS and loses its answer, and cannot be asked about it (look-ups
+    # fail): the outcome is UNKNOWN. The receipt comes while the sender still waits.
+    connector = make(connectors_api, guide("46elks", sim, recipients=[{"to": to}]))
+    sim.script("46elks", "accept_then_hang")
+    sim.lookup_fault_rate = 1.0
+    assert sender({"connectorId": connector, "message": "Tank low", "actionId": "U1"}) == []
+    assert wait_for(lambda: settled(sim, 1))
+    assert answered(sim, 200)  # the provider was told the receipt was taken: it never sends it again
+    stored = record.read(record.sms_id(connector, "U1", to)) or {}
+    figures = stats.read(connector)
+    # The design's state machine: UNKNOWN --receipt--> DELIVERED | UNDELIVERED, counted once
+    assert figures["totalUnknown"] == 1
+    assert (figures["totalDelivered"], figures["totalUndelivered"]) == ((1, 0) if final == "DELIVERED" else (0, 1)), (
+        stored.get("state"),
+        stored.get("earlyReceipt"),
+    )
+    assert stored["state"] == final and "earlyReceipt" not in stored
+
+
+def test_an_unknown_sms_whose_email_is_due_still_gets_it_after_an_undelivered_receipt(
+    connectors_api: Api, pipeline: Any, sim: ProviderSimulator, receipts: str, quick_timeouts: None
+) -> None:
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, guide("46elks", sim, recipients=[TEAM[1]]))
+    # Given an SMS taken with its answer lost and no look-up possible (UNKNOWN: the email is owed),
+    # and the fallback queue unreachable at that moment (the email is "due", for the sweep)
+    sim.receipts = "hold"
+    sim.script("46elks", "accept_then_hang")
+    sim.lookup_fault_rate = 1.0
+    sqs = aws.client("sqs")
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", queue_down)
+    try:
+        pipeline.enqueue({"connectorId": connector, "message": "Pump stopped", "actionId": "d1"})
+        pipeline.run()
+    finally:
+        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", queue_down)
+    sms = record.sms_id(connector, "d1", TEAM[1]["to"])
+    before = record.read(sms) or {}
+    assert (before["state"], before["emailState"], before["gsi2pk"]) == ("UNKNOWN", "due", record.EMAIL_DUE)
+    # When the provider's "not delivered" receipt arrives before the next sweep
+    assert wait_for(lambda: len(sim.held_receipts()) >= 1)
+    sim.flush_receipts()
+    assert wait_for(lambda: answered(sim, 200))
+    # Then the sweep still queues the owed email, and it is sent once
+    swept = run_sweep()["emailsQueued"]
+    pipeline.run()
+    after = record.read(sms) or {}
+    assert (swept, len(sent_emails())) == (1, 1), (after.get("state"), after.get("emailState"), after.get("gsi2pk"))
+
+
+def test_a_receipt_racing_the_outcome_recording_is_not_lost(
+    connectors_api: Api,
+    sender: Any,
+    pipeline: Any,
+    sim: ProviderSimulator,
+    receipts: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, guide("46elks", sim, recipients=[TEAM[1]]))  # undelivered
+    read_claimed, recorded = threading.Event(), threading.Event()
+    real_commit, real_change = record.commit, record.receipt_change
+
+    def receipt_change(stored: dict[str, Any], report: record.Report) -> Any:
+        # the receipt route read the record while it was still CLAIMED; the sender records the
+        # outcome before the route writes (two Lambdas, interleaved between their calls)
+        route = threading.current_thread() is not threading.main_thread() and report.status != "interim"
+        if route and stored.get("state") == record.CLAIMED and not read_claimed.is_set():
+            read_claimed.set()
+            assert recorded.wait(10)
+        return real_change(stored, report)
+
+    def commit(writes: Any) -> Any:
+        if threading.current_thread() is threading.main_thread() and not recorded.is_set():
+            assert read_claimed.wait(10)
+            try:
+                return real_commit(writes)
+            finally:
+                recorded.set()
+        return real_commit(writes)
+
+    monkeypatch.setattr(record, "receipt_change", receipt_change)
+    monkeypatch.setattr(record, "commit", commit)
+    assert sender({"connectorId": connector, "message": "Pump stopped", "actionId": "r1"}) == []
+    assert wait_for(lambda: settled(sim, 1))
+    monkeypatch.setattr(record, "commit", real_commit)
+    monkeypatch.setattr(record, "receipt_change", real_change)
+    assert [c.status for c in sim.callbacks() if c.event not in ("sent", "queued")] == [200]  # never resent
+    run_sweep()
+    pipeline.run()
+    stored = record.read(record.sms_id(connector, "r1", TEAM[1]["to"])) or {}
+    figures = stats.read(connector)
+    assert (figures["totalUndelivered"], figures["pendingReceipts"]) == (1, 0), stored.get("state")
+    assert len(sent_emails()) == 1

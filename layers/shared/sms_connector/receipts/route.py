@@ -149,20 +149,38 @@ def _apply(
         price = Twilio().message(secret, report.message_id)  # the callback carries no price
         if price and price.cost is not None:
             report = sms_record.Report(**(vars(report) | {"cost": price.cost, "currency": price.currency}))
-    change = sms_record.receipt_change(stored, report)
-    if change is None:
+    # What the receipt does to the record as it is when written: if the sender records the
+    # outcome (or another receipt lands) between the read and the write, it is worked out again.
+    applied: list[tuple[dict[str, Any], sms_record.Change] | None] = [None]
+
+    def write_for(record: dict[str, Any]) -> sms_record.Write | None:
+        change = sms_record.receipt_change(record, report)
+        applied[0] = (record, change) if change is not None else None
+        if change is None:
+            return None
+        if change.owes_email:  # owed in the same write; queued after it (or by the sweep)
+            change.sets |= sms_record.email_due(report.at)
+        write = sms_record.change_write(sms, connector["id"], change)
+        write.retry = write_for
+        return write
+
+    write = write_for(stored)
+    if write is None:
         return _answer(200, "nothing changed")
+    if sms_record.commit([write]):
+        return _answer(503, "the receipt could not be recorded; try again")
+    if applied[0] is None:
+        return _answer(200, "nothing changed")
+    record, change = applied[0]
     if change.owes_email:
-        owed = stored | {
+        owed = record | {
             "outcome": "undelivered",
             "errorCode": report.error_code,
             "reason": report.error_message,
             "at": report.at,
         }
         [queued] = emails.queue([emails.message(connector, owed)])
-        change.sets |= {"emailState": "queued"} if queued else sms_record.email_due(report.at)
-    write = sms_record.change_write(sms, connector["id"], change)
-    if sms_record.commit([write]):
-        return _answer(503, "the receipt could not be recorded; try again")
+        if queued:  # else the sweep finds it due and queues it
+            sms_record.commit([sms_record.change_write(sms, connector["id"], sms_record.email_queued())])
     logger.info("receipt recorded", extra=where | {"status": report.status})
     return _answer(200, "recorded")

@@ -45,6 +45,7 @@ def owed(stored: dict[str, Any]) -> dict[str, Any]:
     """The fields `message` needs, from an SMS record whose backup email is due."""
     return stored | {
         "outcome": str(stored.get("state", "")).lower(),
+        "reason": stored.get("errorMessage"),
         "at": stored.get("receiptAt") or stored.get("at"),
     }
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .. import clock, dynamo, error_log
+from .. import clock, dynamo, error_log, masking
 from ..stats import Delta, updates
 from .outcome import FAILED, SENT, UNKNOWN, Outcome
 from .outcome import SUPPRESSED as SUPPRESSED_OUTCOME
@@ -182,6 +182,9 @@ def _existing(smses: list[Sms], owner: str, lease_until: float, now: float) -> N
             s.claim = "unrecorded"
         elif state in FINAL:
             s.claim = "done"
+        elif state == CLAIMED and stored.get("owner") == owner:
+            # our own claim: its answer was lost and botocore sent the transaction again
+            s.stored, s.claim, s.claimed_at = {}, "claimed", float(stored.get("claimedAt", now))
         elif int(stored.get("leaseUntil", 0)) >= now:
             s.claim = "busy"
         else:
@@ -415,6 +418,8 @@ def outcome_write(
     if s.backup_email and s.kind == "rule":
         # Kept for the backup email a later receipt may owe (undelivered), or a redelivery re-queues.
         sets |= {"backupEmail": s.backup_email, "text": s.text}
+        if o.error_message:  # the provider's words, for an email the sweep queues
+            sets["errorMessage"] = masking.text(o.error_message)[:500]
         if owes_email(o):
             sets |= {"emailState": "queued"} if s.email_queued else email_due(o.at)
     logs = []
@@ -439,16 +444,17 @@ def outcome_write(
     else:
         condition = "#state = :claimed AND #owner = :me"
         values = {":claimed": CLAIMED, ":me": owner}
-    if o.sent and early is None:
+    settled_by_receipt = o.sent or o.status == UNKNOWN  # a receipt may follow either
+    if settled_by_receipt and early is None:
         condition += " AND attribute_not_exists(earlyReceipt)"
-    elif o.sent and early is not None:
+    elif settled_by_receipt and early is not None:
         condition += " AND attribute_exists(earlyReceipt)"
         removes.append("earlyReceipt")
-        as_sent = sets | {"connectorId": s.connector["id"], "kind": s.kind, "actionId": s.action_id}
-        change = receipt_change(as_sent | {"provider": s.provider}, Report(**early))
-        if change is not None and change.delta is not None:  # else a receipt of another message: dropped
-            sets = {k: v for k, v in sets.items() if k not in ("gsi2pk", "gsi2sk")} | change.sets
-            removes += ["gsi2pk", "gsi2sk", *change.removes]
+        as_recorded = sets | {"connectorId": s.connector["id"], "kind": s.kind, "actionId": s.action_id}
+        change = receipt_change(as_recorded | {"provider": s.provider}, Report(**early))
+        if change is not None and change.delta is not None:  # else another message's, or no verdict: dropped
+            sets = {k: v for k, v in sets.items() if k not in change.removes} | change.sets
+            removes += change.removes
             logs += [change.log] if change.log else []
             deltas.append(change.delta)
             if change.owes_email:  # undelivered: its email is not queued yet, the sweep queues it
@@ -464,7 +470,7 @@ def outcome_write(
         if not mine:
             return None  # recorded, or taken over, by another invocation
         report = now.get("earlyReceipt")
-        if o.sent and early is None and isinstance(report, dict):
+        if settled_by_receipt and early is None and isinstance(report, dict):
             return outcome_write(s, owner, receipt_asked=receipt_asked, deadline_minutes=deadline_minutes, early=report)
         return None
 
@@ -536,6 +542,8 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
         delta.last_error = message
         if report.error_code:
             sets["errorCode"] = report.error_code
+        if report.error_message:
+            sets["errorMessage"] = masking.text(report.error_message)[:500]
         log = log_item(
             str(record.get("connectorId")),
             report.at,
@@ -556,7 +564,9 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
         sets["costCounted"] = True
     return Change(
         sets=sets,
-        removes=("gsi2pk", "gsi2sk"),
+        # out of the receipt deadline's index; an UNKNOWN SMS's backup email still due stays in the
+        # sweep's (its entry is EMAIL_DUE, not AWAIT#)
+        removes=("gsi2pk", "gsi2sk") if record.get("gsi2pk") != EMAIL_DUE else (),
         condition="#state = :was",
         condition_values={":was": str(state)},
         delta=delta,
