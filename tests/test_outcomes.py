@@ -350,3 +350,42 @@ def test_a_claim_resent_by_botocore_after_a_lost_answer_is_still_ours(
     assert lost == ["claim"]
     # Then the claim is still ours: sent now, not back to SQS for the visibility timeout
     assert failed == [] and len(sim.sent()) == 1
+
+
+def _texts_of(sim: ProviderSimulator, text: str) -> list[str]:
+    return [r.fields["to"] for r in sim.sent() if r.fields["text"] == text]
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["control-unchanged", "connector-changed"])
+def test_a_taken_over_claim_given_back_for_a_changed_connector_is_still_looked_up(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, monkeypatch: pytest.MonkeyPatch, changed: bool
+) -> None:
+    from sms_connector import dynamo
+
+    """A claim whose holder died after texting is taken over (may have been sent); the
+    connector changed since this environment last read it, so the claim is given back and
+    taken again by the same invocation. The own-claim rule in `_existing` must not forget that
+    the SMS may have been sent."""
+    connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=[{"to": "+46710000001"}]))
+    assert sender({"connectorId": connector, "message": "one", "actionId": "a1"}) == []  # the environment knows it
+    # Given a first delivery of a2 that texts, then dies before recording anything
+    real_commit, real_keep = record.commit, record.keep_unrecorded
+    monkeypatch.setattr(record, "commit", lambda writes: list(writes))
+    monkeypatch.setattr(record, "keep_unrecorded", lambda smses, owner: None)
+    body = {"connectorId": connector, "message": "two", "actionId": "a2"}
+    sender(body, message_ids=["m"])
+    monkeypatch.setattr(record, "commit", real_commit)
+    monkeypatch.setattr(record, "keep_unrecorded", real_keep)
+    assert _texts_of(sim, "two") == ["+46710000001"]
+    sms = record.sms_id(connector, "a2", "+46710000001")
+    assert (record.read(sms) or {})["state"] == record.CLAIMED
+    # and its lease runs out (the Lambda was killed)
+    dynamo.update_if(record.key(sms), sets={"leaseUntil": 1})
+    # When a recipient is added meanwhile, and SQS redelivers a2
+    if changed:
+        team = [{"to": "+46710000001"}, {"to": "+46710000002"}]
+        status, _ = connectors_api("PUT", f"/connectors/{connector}", with_(GUIDE_TWILIO, recipients=team))
+        assert status == 200
+    assert sender(body, message_ids=["m"]) == []
+    # Then the first recipient, who may already have it, is looked up and not texted twice
+    assert _texts_of(sim, "two").count("+46710000001") == 1, [r.method for r in sim.received("twilio")]

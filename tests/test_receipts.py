@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import boto3
 import pytest
 import urllib3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,7 +30,7 @@ from sms_connector import aws, clock, config, stats
 from sms_connector.receipts import deadline
 from sms_connector.sending import record
 from tests.conftest import Api, sent_emails
-from tests.test_fallback import queue_down, run_sweep
+from tests.test_fallback import invoke_fallback, queue_down, run_sweep
 from tests.test_models import EMAIL, GUIDE_46ELKS, GUIDE_TELNYX, GUIDE_TWILIO, with_
 from tests.test_sending import log_entries, make
 
@@ -621,3 +623,85 @@ def test_a_receipt_racing_the_outcome_recording_is_not_lost(
     figures = stats.read(connector)
     assert (figures["totalUndelivered"], figures["pendingReceipts"]) == (1, 0), stored.get("state")
     assert len(sent_emails()) == 1
+
+
+def test_a_duplicate_early_receipt_is_answered_2xx(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider sends the same final receipt twice (its first try timed out on its side)
+    while the outcome is still being recorded: the second is a duplicate and must be a 2xx
+    (DESIGN: every correctly signed receipt answers 2xx; a duplicate changes nothing)."""
+    connector = make(connectors_api, guide("46elks", sim, recipients=[{"to": "+46710000001"}]))
+    real = record.commit
+    again: list[int] = []
+
+    def receipt_first(writes: Any) -> Any:
+        if threading.current_thread() is threading.main_thread() and not again:
+            assert wait_for(lambda: answered(sim, 200))  # the receipt is kept on the claim
+            [final] = [c for c in sim.callbacks() if c.event not in ("sent", "queued")]
+            again.append(_resend(final))  # the same receipt again, still before the recording
+        return real(writes)
+
+    monkeypatch.setattr(record, "commit", receipt_first)
+    assert sender({"connectorId": connector, "message": "Quick", "actionId": "e1"}) == []
+    monkeypatch.setattr(record, "commit", real)
+    figures = stats.read(connector)
+    assert (figures["totalSent"], figures["totalDelivered"]) == (1, 1)
+    assert again == [200]
+
+
+def test_an_unknown_sms_with_its_email_due_then_delivered_gets_no_false_email(
+    connectors_api: Api, pipeline: Any, sim: ProviderSimulator, receipts: str, quick_timeouts: None
+) -> None:
+    """UNKNOWN with its backup email due (the queue was down), then a "delivered" receipt: the
+    person has the SMS, so no "could not be delivered" email, whether swept or already queued."""
+    make(connectors_api, EMAIL)
+    person = {"to": "+46710000001", "backupEmail": "first@example.com"}  # delivered by the simulator
+    connector = make(connectors_api, guide("46elks", sim, recipients=[person]))
+    sim.receipts = "hold"
+    sim.script("46elks", "accept_then_hang")
+    sim.lookup_fault_rate = 1.0
+    sqs = aws.client("sqs")
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", queue_down)
+    try:
+        pipeline.enqueue({"connectorId": connector, "message": "Pump stopped", "actionId": "k1"})
+        pipeline.run()
+    finally:
+        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", queue_down)
+    sms = record.sms_id(connector, "k1", person["to"])
+    assert (record.read(sms) or {}).get("emailState") == "due"
+    assert wait_for(lambda: len(sim.held_receipts()) >= 1)
+    sim.flush_receipts()
+    assert wait_for(lambda: answered(sim, 200))
+    assert (record.read(sms) or {})["state"] == record.DELIVERED
+    run_sweep()
+    pipeline.run()
+    assert sent_emails() == []
+    stored = record.read(sms) or {}
+    assert "gsi2pk" not in stored  # out of the sweep's index
+    figures = stats.read(connector)
+    assert (figures["totalUnknown"], figures["totalDelivered"], figures["fallbackEmailsSent"]) == (1, 1, 0)
+
+
+def test_an_unknown_sms_whose_email_is_queued_then_delivered_gets_no_false_email(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str, quick_timeouts: None
+) -> None:
+    # Given an UNKNOWN SMS (answer lost, no look-up possible) whose backup email is on the queue
+    make(connectors_api, EMAIL)
+    person = {"to": "+46710000001", "backupEmail": "first@example.com"}
+    connector = make(connectors_api, guide("46elks", sim, recipients=[person]))
+    sim.receipts = "hold"
+    sim.script("46elks", "accept_then_hang")
+    sim.lookup_fault_rate = 1.0
+    assert sender({"connectorId": connector, "message": "Pump stopped", "actionId": "q1"}) == []
+    sqs = boto3.client("sqs")
+    url = os.environ["FALLBACK_QUEUE_URL"]
+    [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    # When the "delivered" receipt arrives before the fallback function takes the email
+    sim.flush_receipts()
+    assert wait_for(lambda: answered(sim, 200))
+    assert invoke_fallback(message["Body"], message_ids=["f1"]) == []
+    # Then no email: the person has the SMS
+    assert sent_emails() == []
+    stored = record.read(record.sms_id(connector, "q1", person["to"])) or {}
+    assert (stored["state"], stored["emailState"]) == (record.DELIVERED, "dropped")

@@ -129,6 +129,10 @@ def deliver(fallback: FallbackMessage) -> str:
         return "counted"
     if state not in ("due", "queued", "sending"):
         raise NotDueYet(f"SMS {fallback.smsId} does not owe an email yet")
+    if stored.get("state") == sms_record.DELIVERED and state in ("due", "queued"):
+        # an SMS whose outcome was unknown, then a receipt showed it arrived: no email to send
+        _commit(_email_change(fallback, state, "dropped", None))
+        return "delivered"
     owner = uuid.uuid4().hex
     _claim(fallback.smsId, owner)
     sms_connector = connector_store.get(fallback.connectorId)

@@ -74,7 +74,7 @@ def queue_due(seconds: float = 20.0) -> int:
         items = [dynamo.from_item(i) for i in dynamo.batch_get(keys, consistent=True)] if keys else []
         connectors = connector_store.get_many({str(i["connectorId"]) for i in items})
         due = [(i, connectors.get(str(i["connectorId"]))) for i in items]
-        owed_now = [(i, c) for i, c in due if c is not None and i.get("emailState") == "due"]
+        owed_now = [(i, c) for i, c in due if c is not None and _still_owed(i)]
         queued = queue([message(c, owed(i)) for i, c in owed_now])
         writes = [
             record.change_write(str(i["pk"]).removeprefix("SMS#"), c["id"], record.email_queued())
@@ -87,12 +87,16 @@ def queue_due(seconds: float = 20.0) -> int:
             if c is None:  # its connector was deleted: no email connector to send it with
                 logger.warning("backup email dropped: its connector was deleted")
                 _forget(str(i["pk"]))
-            elif i.get("emailState") != "due":  # the fallback has it already
+            elif not _still_owed(i):  # the fallback has it already, or a receipt showed it arrived
                 _forget(str(i["pk"]))
         start = answer.get("LastEvaluatedKey")
         if not start:
             break
     return done
+
+
+def _still_owed(stored: dict[str, Any]) -> bool:
+    return stored.get("emailState") == "due" and stored.get("state") != record.DELIVERED
 
 
 def _forget(pk: str) -> None:

@@ -182,9 +182,13 @@ def _existing(smses: list[Sms], owner: str, lease_until: float, now: float) -> N
             s.claim = "unrecorded"
         elif state in FINAL:
             s.claim = "done"
-        elif state == CLAIMED and stored.get("owner") == owner:
-            # our own claim: its answer was lost and botocore sent the transaction again
-            s.stored, s.claim, s.claimed_at = {}, "claimed", float(stored.get("claimedAt", now))
+        elif state == CLAIMED and stored.get("owner") == owner and int(stored.get("leaseUntil", 0)) >= now:
+            # our own claim, still held (its answer was lost and botocore sent the transaction
+            # again): ours, saying whether it may have been sent if we had taken it over
+            s.claim, s.claimed_at = "claimed", float(stored.get("claimedAt", now))
+            s.may_be_sent = bool(stored.get("mayBeSent"))
+            if "mayBeSent" not in stored:
+                s.stored = {}  # a claim we created: undoing it deletes it
         elif int(stored.get("leaseUntil", 0)) >= now:
             s.claim = "busy"
         else:
@@ -514,6 +518,9 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
         return None
     if state in (CLAIMED, UNRECORDED):
         # The outcome is not recorded yet: keep the receipt on the claim; the recording applies it.
+        # The first final receipt wins; a duplicate changes nothing.
+        if record.get("earlyReceipt"):
+            return None
         return Change(
             sets={"earlyReceipt": {k: v for k, v in vars(report).items() if v is not None}},
             removes=(),
@@ -565,8 +572,8 @@ def receipt_change(record: dict[str, Any], report: Report) -> Change | None:
     return Change(
         sets=sets,
         # out of the receipt deadline's index; an UNKNOWN SMS's backup email still due stays in the
-        # sweep's (its entry is EMAIL_DUE, not AWAIT#)
-        removes=("gsi2pk", "gsi2sk") if record.get("gsi2pk") != EMAIL_DUE else (),
+        # sweep's (its entry is EMAIL_DUE, not AWAIT#), unless the receipt shows it was delivered
+        removes=("gsi2pk", "gsi2sk") if record.get("gsi2pk") != EMAIL_DUE or final == DELIVERED else (),
         condition="#state = :was",
         condition_values={":was": str(state)},
         delta=delta,
