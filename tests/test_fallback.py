@@ -14,6 +14,7 @@ from devstack.lambda_context import LambdaContext
 from devstack.simulators import ProviderSimulator
 from devstack.sqs import sqs_event, sqs_record
 from sms_connector import aws, connector_store, stats
+from sms_connector.sending import emails, record
 from tests.conftest import Api, sent_emails
 from tests.test_models import EMAIL, GUIDE_TELNYX, GUIDE_TWILIO, with_
 from tests.test_sending import log_entries, make
@@ -209,7 +210,6 @@ def test_an_ses_answer_lost_is_not_resent_until_the_lease_ends_then_sent_once_mo
     from botocore.exceptions import ReadTimeoutError
 
     from sms_connector import dynamo
-    from sms_connector.sending import record
 
     connector, body = failed_sms_with_backup(connectors_api, sender)
     calls, heal = ses_fault(ReadTimeoutError(endpoint_url="https://email.invalid"), after_ses_took_it=True)
@@ -241,7 +241,6 @@ def test_a_transient_ses_gateway_error_does_not_lose_the_backup_email(
     """A 502, 503 or 504 (an HTML page from a gateway in front of SES) is no rejection: the email
     is sent when SQS brings the message back (503 at once; 502 and 504 after the lease)."""
     from sms_connector import dynamo, fallback
-    from sms_connector.sending import record
 
     connector, body = failed_sms_with_backup(connectors_api, sender)
     calls: list[int] = []
@@ -364,3 +363,63 @@ def test_a_backup_email_whose_queueing_failed_is_queued_by_the_sweep_and_sent_on
     assert (figures["totalSent"], figures["totalFails"]) == (0, 1)
     assert (figures["fallbackEmailsSent"], figures["fallbackEmailsFailed"]) == (1, 0)
     assert [e["errorCode"] for e in log_entries(connector)] == ["40300"]
+
+
+def due_emails(connectors_api: Api, pipeline: Any, n: int) -> str:
+    make(connectors_api, EMAIL)
+    connector = make(
+        connectors_api,
+        with_(GUIDE_TELNYX, name="Cellar", recipients=[{"to": "+46700000002", "backupEmail": "o@example.com"}]),
+    )
+    sqs = aws.client("sqs")
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", queue_down)
+    try:
+        for i in range(n):
+            pipeline.enqueue({"connectorId": connector, "message": f"Flood {i}", "actionId": f"q-{i}"})
+        pipeline.run()
+    finally:
+        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", queue_down)
+    assert sent_emails() == []
+    return connector
+
+
+def test_more_due_emails_than_a_page_are_all_queued_once(connectors_api: Api, pipeline: Any) -> None:
+    connector = due_emails(connectors_api, pipeline, 25)
+    assert run_sweep()["emailsQueued"] == 25
+    assert run_sweep()["emailsQueued"] == 0
+    pipeline.run()
+    assert len(sent_emails()) == 25
+    assert stats.read(connector)["fallbackEmailsSent"] == 25
+
+
+def test_two_concurrent_and_a_dying_sweep_send_each_due_email_once(
+    connectors_api: Api, pipeline: Any, monkeypatch: Any
+) -> None:
+    connector = due_emails(connectors_api, pipeline, 12)
+    real_queue, real_commit = emails.queue, record.commit
+    started: list[bool] = []
+
+    def queue_then_other_sweep(messages: Any) -> Any:
+        answer = real_queue(messages)
+        if not started:
+            started.append(True)
+            emails.queue_due()  # the schedule delivered twice
+            pipeline.run()  # and the fallback quick
+        return answer
+
+    monkeypatch.setattr(emails, "queue", queue_then_other_sweep)
+    emails.queue_due()
+    monkeypatch.setattr(emails, "queue", real_queue)
+
+    def dies(writes: Any) -> Any:
+        raise RuntimeError("the sweep died")
+
+    monkeypatch.setattr(record, "commit", dies)
+    with pytest.raises(RuntimeError):
+        emails.queue_due()
+    monkeypatch.setattr(record, "commit", real_commit)
+    emails.queue_due()
+    emails.queue_due()
+    pipeline.run()
+    assert len(sent_emails()) == 12
+    assert stats.read(connector)["fallbackEmailsSent"] == 12

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 
 from devstack.simulators import ProviderSimulator
-from sms_connector import aws, clock, limits, stats
+from sms_connector import aws, clock, connector_store, limits, stats
+from sms_connector.sending import batch, record
 from tests.conftest import Api, sent_emails
 from tests.test_models import EMAIL, GUIDE_46ELKS, GUIDE_TWILIO, with_
 from tests.test_sending import log_entries, make
@@ -196,3 +198,88 @@ def test_limits_cost_one_aws_call_per_batch_and_nothing_without_them(
         bodies = [{"connectorId": connector, "message": f"m{i}", "actionId": f"{connector}-{i}"} for i in range(10)]
         assert sender(*bodies) == []  # 30 SMS
         assert len(calls) == expected, calls  # read, claim, [limits], record
+
+
+# --- the hourly summaries under a sweep that runs twice, is busy, or cannot record --------------
+
+
+SUMMARY_TO = "+46710000001"
+
+
+def held_back(connectors_api: Api, sender: Any, frozen_clock: list[datetime]) -> str:
+    """A connector capped at 1 SMS an hour, 3 actions fired at 12:00: 2 held back; the hour then ends."""
+    connector = make(
+        connectors_api,
+        with_(GUIDE_46ELKS, name="Freezer", recipients=[{"to": SUMMARY_TO}], limits={"maxPerRecipientPerHour": 1}),
+    )
+    for i in range(3):
+        assert sender({"connectorId": connector, "message": f"warm {i}", "actionId": f"f{i}"}) == []
+    assert stats.read(connector)["totalSent"] == 1
+    frozen_clock.append(datetime(2026, 11, 25, 13, 2, tzinfo=UTC))
+    return connector
+
+
+def summary_sms(sim: ProviderSimulator) -> list[Any]:
+    return [r for r in sim.sent() if "more alerts" in r.fields["text"]]
+
+
+def test_two_sweeps_at_once_send_one_summary_and_neither_crashes(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, frozen_clock: list[datetime], monkeypatch: Any
+) -> None:
+    connector = held_back(connectors_api, sender, frozen_clock)
+    real = batch.send_summary
+    inner: list[Any] = []
+    started: list[bool] = []
+
+    def with_a_second_sweep(*args: Any, **kwargs: Any) -> Any:
+        status = real(*args, **kwargs)
+        if not started:  # EventBridge delivered the schedule twice: the other sweep runs now
+            started.append(True)
+            inner.append(limits.summaries())
+        return status
+
+    monkeypatch.setattr(batch, "send_summary", with_a_second_sweep)
+    outer = limits.summaries()  # the second sweep took the index entry out first: no crash
+    assert (outer, inner) == (1, [0])
+    assert len(summary_sms(sim)) == 1
+    assert stats.read(connector)["totalSent"] == 2
+
+
+def test_a_summary_another_sweep_holds_is_not_dropped_from_the_index(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, frozen_clock: list[datetime]
+) -> None:
+    connector_id = held_back(connectors_api, sender, frozen_clock)
+    connector = connector_store.get(connector_id)
+    assert connector is not None
+    # Another sweep (EventBridge delivered the schedule twice) has claimed the summary SMS...
+    other = record.Sms(connector, "summary-2026-11-25T12", SUMMARY_TO, "2 more alerts", None, "summary")
+    record.claim([other], "other-sweep", time.time() + 60)
+    assert other.claim == "claimed"
+    assert limits.summaries() == 0  # busy: this sweep does not send it
+    # ...and then had no time left to send it: it gives the claim back, keeping the index entry
+    record.release([other], "other-sweep")
+    # Then a later sweep sends the summary
+    assert limits.summaries() == 1  # the busy sweep left the index entry
+    assert len(summary_sms(sim)) == 1
+
+
+def test_a_summary_sent_but_not_recorded_is_recorded_by_the_next_sweep(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, frozen_clock: list[datetime], monkeypatch: Any
+) -> None:
+    connector = held_back(connectors_api, sender, frozen_clock)
+    real = record.commit
+
+    def recording_down(writes: list[record.Write]) -> list[record.Write]:
+        return list(writes)  # every write failed (DynamoDB throttled, say)
+
+    monkeypatch.setattr(record, "commit", recording_down)
+    limits.summaries()
+    monkeypatch.setattr(record, "commit", real)
+    assert len(summary_sms(sim)) == 1  # the summary went out
+    limits.summaries()
+    limits.summaries()
+    assert len(summary_sms(sim)) == 1  # and not twice
+    # the SMS that went out is counted, once
+    stored = record.read(record.sms_id(connector, "summary-2026-11-25T12", SUMMARY_TO)) or {}
+    assert stored.get("state") == record.STATE_SENT, stored.get("state")  # not UNRECORDED forever
+    assert stats.read(connector)["totalSent"] == 2

@@ -705,3 +705,38 @@ def test_an_unknown_sms_whose_email_is_queued_then_delivered_gets_no_false_email
     assert sent_emails() == []
     stored = record.read(record.sms_id(connector, "q1", person["to"])) or {}
     assert (stored["state"], stored["emailState"]) == (record.DELIVERED, "dropped")
+
+
+def test_a_delivered_receipt_between_the_fallbacks_read_and_claim_sends_no_email(
+    connectors_api: Api,
+    sender: Any,
+    sim: ProviderSimulator,
+    receipts: str,
+    quick_timeouts: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sms_connector import fallback
+
+    make(connectors_api, EMAIL)
+    person = {"to": "+46710000001", "backupEmail": "first@example.com"}
+    connector = make(connectors_api, guide("46elks", sim, recipients=[person]))
+    sim.receipts = "hold"
+    sim.script("46elks", "accept_then_hang")
+    sim.lookup_fault_rate = 1.0
+    assert sender({"connectorId": connector, "message": "Pump stopped", "actionId": "q1"}) == []
+    url = os.environ["FALLBACK_QUEUE_URL"]
+    [message] = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    real_claim = fallback._claim
+
+    def receipt_lands_first(sms_id: str, owner: str) -> None:
+        sim.flush_receipts()  # the "delivered" receipt is recorded just after the fallback read the record
+        assert wait_for(lambda: answered(sim, 200))
+        real_claim(sms_id, owner)
+
+    monkeypatch.setattr(fallback, "_claim", receipt_lands_first)
+    assert invoke_fallback(message["Body"], message_ids=["f1"]) == ["f1"]  # the claim is refused
+    monkeypatch.setattr(fallback, "_claim", real_claim)
+    assert invoke_fallback(message["Body"], message_ids=["f1"]) == []  # the redelivery drops it
+    stored = record.read(record.sms_id(connector, "q1", person["to"])) or {}
+    assert (stored["state"], stored["emailState"]) == (record.DELIVERED, "dropped")
+    assert sent_emails() == []

@@ -218,11 +218,19 @@ def _now() -> str:
 
 def _claim(sms_id: str, owner: str) -> None:
     now = int(time.time())
-    if not dynamo.update_if(
+    if not dynamo.update_if(  # never for an SMS a receipt has shown delivered meanwhile
         sms_record.key(sms_id),
         sets={"emailState": "sending", "emailOwner": owner, "emailLease": now + LEASE_SECONDS},
-        condition="emailState IN (:due, :queued) OR (emailState = :sending AND emailLease < :now)",
-        condition_values={":due": "due", ":queued": "queued", ":sending": "sending", ":now": now},
+        condition="(emailState IN (:due, :queued) OR (emailState = :sending AND emailLease < :now))"
+        " AND #state <> :delivered",
+        condition_names={"#state": "state"},
+        condition_values={
+            ":due": "due",
+            ":queued": "queued",
+            ":sending": "sending",
+            ":now": now,
+            ":delivered": sms_record.DELIVERED,
+        },
     ):
         raise Busy(f"the backup email of SMS {sms_id} is being sent elsewhere")
 

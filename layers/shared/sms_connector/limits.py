@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from . import clock, connector_store, dynamo
 from .config import settings
 from .errors import TooManyRequests
 from .segments import count
+
+logger = Logger()
 
 
 def take_test_sends(connector_id: str, count: int) -> None:
@@ -380,21 +384,26 @@ def summaries(seconds: float = 50.0) -> int:
             connector = connector_store.get(str(item["connectorId"]))
             hour = str(item["sk"]).split("#")[1]
             if connector and not connector.get("deleting") and int(item.get("held", 0)):
-                secret = credentials.read(connector["secretArn"], connector["secretVersion"])
                 text = (
                     f"{int(item['held'])} more alerts from {connector['name']} were held back "
                     f"between {hour[11:13]}:00 and {hour[11:13]}:59 UTC "
                     f"(at most {(connector.get('limits') or {}).get('maxPerRecipientPerHour')} an hour)."
                 )
-                status = send_summary(connector, secret, str(item["to"]), text, f"summary-{hour}", until)
-                if status == "not attempted":
-                    continue  # no time left: the next sweep sends it
+                try:
+                    secret = credentials.read(connector["secretArn"], connector["secretVersion"])
+                    status = send_summary(connector, secret, str(item["to"]), text, f"summary-{hour}", until)
+                except Exception as exc:  # this one waits for the next sweep; the others go on
+                    logger.warning(
+                        "summary not sent", extra={"connector_id": connector["id"], "error_type": type(exc).__name__}
+                    )
+                    continue
+                if status == "pending":
+                    continue  # another sweep has it, no time was left, or it is not recorded yet
                 sent += status == "sent"
-            dynamo.client().update_item(
-                TableName=dynamo.table(),
-                Key={"pk": {"S": str(item["pk"])}, "sk": {"S": str(item["sk"])}},
-                UpdateExpression="REMOVE gsi2pk, gsi2sk SET summarizedAt = :at",
-                ConditionExpression="attribute_exists(gsi2pk)",
-                ExpressionAttributeValues={":at": {"S": now}},
+            dynamo.update_if(  # False: another sweep took it out first
+                {"pk": {"S": str(item["pk"])}, "sk": {"S": str(item["sk"])}},
+                sets={"summarizedAt": now},
+                removes=("gsi2pk", "gsi2sk"),
+                condition="attribute_exists(gsi2pk)",
             )
     return sent

@@ -320,12 +320,17 @@ def _suppressed(s: Sms) -> Outcome:
 
 def send_summary(
     connector: dict[str, Any], secret: dict[str, str], to: str, text: str, action_id: str, deadline: float
-) -> str | None:
+) -> str:
     """The SMS that sums up what the hourly limit held back (the sweep sends it). Answers its
-    outcome's status, or None when it had one already (a sweep that ran twice)."""
+    outcome's status once recorded; "done" when it had one already (a sweep that ran twice);
+    "pending" when the next sweep must try again: another sweep holds it, no time was left, or
+    its recording failed (it is then kept on its claim and recorded, not sent, next time)."""
     sms = Sms(connector, action_id, to, text, None, "summary", records=[action_id])
-    _send([sms], {sms.id: secret}, deadline, {})
-    return sms.outcome.status if sms.outcome else None
+    failures: dict[str, Exception] = {}
+    _send([sms], {sms.id: secret}, deadline, failures)
+    if failures:
+        return "pending"
+    return sms.outcome.status if sms.outcome else "done"
 
 
 def _fail(failures: dict[str, Exception], sms: Sms, why: Exception) -> None:
