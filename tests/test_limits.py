@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
+from devstack.handlers import load
+from devstack.lambda_context import LambdaContext
 from devstack.simulators import ProviderSimulator
-from sms_connector import aws, clock, connector_store, limits, stats
+from devstack.sqs import sqs_event, sqs_record
+from sms_connector import aws, clock, connector_store, dynamo, limits, stats
 from sms_connector.sending import batch, record
 from tests.conftest import Api, sent_emails
-from tests.test_models import EMAIL, GUIDE_46ELKS, GUIDE_TWILIO, with_
+from tests.test_models import EMAIL, GUIDE_46ELKS, GUIDE_TELNYX, GUIDE_TWILIO, with_
 from tests.test_sending import log_entries, make
 
 SOAK = os.environ.get("SOAK") == "1"
@@ -283,3 +286,88 @@ def test_a_summary_sent_but_not_recorded_is_recorded_by_the_next_sweep(
     stored = record.read(record.sms_id(connector, "summary-2026-11-25T12", SUMMARY_TO)) or {}
     assert stored.get("state") == record.STATE_SENT, stored.get("state")  # not UNRECORDED forever
     assert stats.read(connector)["totalSent"] == 2
+
+
+# --- an SMS is weighed against the limits once, however often it is claimed ------------------
+
+
+def _first_delivery_without_time(connector: str, body: dict[str, Any]) -> list[str]:
+    """The first delivery of `body` has no time to call the provider (Lambda timeout 4 s,
+    3 s safety margin): its SMS is not attempted, released, and the action comes back."""
+    handler = load("SenderFunction")
+    answer = handler(sqs_event(sqs_record(body, message_id="m")), LambdaContext("sender", timeout_seconds=4))
+    return [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+
+
+LIMIT_KINDS = {
+    "duplicate": {"duplicateWindowMinutes": 10},
+    "hourly": {"maxPerRecipientPerHour": 1},
+    "budget": {"monthlySegmentBudget": 1},
+}
+
+
+@pytest.mark.parametrize("limit", list(LIMIT_KINDS))
+def test_an_sms_not_attempted_for_lack_of_time_is_sent_on_redelivery_despite_limits(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, frozen_clock: Any, limit: str
+) -> None:
+    """DESIGN: 'SMS not attempted in time are not outcomes: their records go back to SQS ...
+    and their claims are released so the redelivery takes them.' The limits were taken for the
+    SMS on the first delivery; the redelivery must not take them again (or be held back by its
+    own duplicate marker)."""
+    connector = make(connectors_api, with_(GUIDE_46ELKS, recipients=[{"to": SUMMARY_TO}], limits=LIMIT_KINDS[limit]))
+    body = {"connectorId": connector, "message": "Freezer warm", "actionId": "a1"}
+    assert _first_delivery_without_time(connector, body) == ["m"]
+    assert sim.sent() == []
+    # When SQS redelivers it with time enough
+    assert sender(body, message_ids=["m"]) == []
+    # Then the one and only SMS of this action is sent, not suppressed by itself
+    figures = stats.read(connector)
+    assert (len(sim.sent()), figures["totalSent"], figures["totalSuppressed"]) == (1, 1, 0), figures
+
+
+@pytest.mark.parametrize("limit", list(LIMIT_KINDS))
+def test_an_sms_whose_holder_died_before_recording_is_not_suppressed_by_its_own_limits(
+    connectors_api: Api, sim: ProviderSimulator, sender: Any, frozen_clock: Any, monkeypatch: Any, limit: str
+) -> None:
+    """The first holder took the limits, texted, then died before any recording (its
+    keep_unrecorded failed too); its lease ran out. The redelivery looks the message up
+    (Telnyx: same Idempotency-Key) and must record it as SENT, once; not as suppressed."""
+    connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[{"to": SUMMARY_TO}], limits=LIMIT_KINDS[limit]))
+    real_commit, real_keep = record.commit, record.keep_unrecorded
+    monkeypatch.setattr(record, "commit", lambda writes: list(writes))
+    monkeypatch.setattr(record, "keep_unrecorded", lambda smses, owner: None)
+    body = {"connectorId": connector, "message": "Freezer warm", "actionId": "a1"}
+    sender(body, message_ids=["m"])
+    monkeypatch.setattr(record, "commit", real_commit)
+    monkeypatch.setattr(record, "keep_unrecorded", real_keep)
+    assert len(sim.sent()) == 1
+    sms = record.sms_id(connector, "a1", SUMMARY_TO)
+    dynamo.update_if(record.key(sms), sets={"leaseUntil": 1})  # the Lambda was killed
+    assert sender(body, message_ids=["m"]) == []
+    figures = stats.read(connector)
+    assert (record.read(sms) or {}).get("state") in (record.STATE_SENT, record.DELIVERED)
+    assert (len(sim.sent()), figures["totalSent"], figures["totalSuppressed"]) == (1, 1, 0), figures
+
+
+def test_a_put_that_leaves_opted_out_out_keeps_a_mark_set_while_it_ran(connectors_api: Api, monkeypatch: Any) -> None:
+    """DESIGN/guide: a PUT that leaves optedOut out keeps the mark. A batch marks the recipient
+    (provider answered 'opted out') between the PUT's read and its write."""
+    team = [{"to": SUMMARY_TO}, {"to": "+46710000002"}]
+    connector = make(connectors_api, with_(GUIDE_46ELKS, recipients=team))
+    real = connector_store.replace
+
+    def batch_marks_meanwhile(rec: dict[str, Any], **kwargs: Any) -> bool:
+        if not marked:
+            marked.append(True)
+            limits.mark_opted_out(connector, SUMMARY_TO)
+        return real(rec, **kwargs)
+
+    marked: list[bool] = []
+
+    monkeypatch.setattr(connector_store, "replace", batch_marks_meanwhile)
+    status, _ = connectors_api("PUT", f"/connectors/{connector}", with_(GUIDE_46ELKS, name="Renamed", recipients=team))
+    assert status == 200
+    monkeypatch.setattr(connector_store, "replace", real)
+    shown = connectors_api("GET", f"/connectors/{connector}")[1]
+    assert shown["recipients"][0]["optedOut"] is True  # the STOP is not forgotten
+    assert shown["name"] == "Renamed" and shown["recipients"][1]["optedOut"] is False

@@ -51,15 +51,25 @@ def put_new(record: dict[str, Any]) -> None:
     dynamo.client().put_item(TableName=dynamo.table(), Item=item, ConditionExpression="attribute_not_exists(pk)")
 
 
-def replace(record: dict[str, Any]) -> bool:
-    """Overwrite an existing connector of the same tenant; False if it is gone."""
+OPT_OUTS_AT = "optOutsAt"  # when the service last marked a recipient opted out
+
+
+def replace(record: dict[str, Any], *, opt_outs_at: str | None = None) -> bool:
+    """Overwrite an existing connector of the same tenant whose opt-out marks are still those
+    it was read with (`opt_outs_at`); False if it is gone or a recipient was marked meanwhile."""
     item = _item(record)
+    values = {":t": {"S": record["tenantId"]}}
+    if opt_outs_at is None:
+        marks = "attribute_not_exists(#marks)"
+    else:
+        marks, values[":marks"] = "#marks = :marks", {"S": opt_outs_at}
     try:
         dynamo.client().put_item(
             TableName=dynamo.table(),
             Item=item,
-            ConditionExpression="attribute_exists(pk) AND tenantId = :t",
-            ExpressionAttributeValues={":t": {"S": record["tenantId"]}},
+            ConditionExpression=f"attribute_exists(pk) AND tenantId = :t AND {marks}",
+            ExpressionAttributeNames={"#marks": OPT_OUTS_AT},
+            ExpressionAttributeValues=values,
         )
     except dynamo.client().exceptions.ConditionalCheckFailedException:
         return False

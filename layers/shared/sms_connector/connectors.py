@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 import time
 from typing import Any
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import clock, connector_store, credentials, dynamo, health, ids, senders, stats
 from .config import settings
-from .errors import Conflict, InvalidField, NotFound
+from .errors import Conflict, InvalidField, NotFound, Unavailable
 from .models import (
     CONNECTORS_OUT,
     CREDENTIALS,
@@ -109,6 +110,7 @@ def replace(tenant_id: str, connector_id: str, body: BaseModel, deadline: float)
     if changes["type"] != stored["type"]:
         raise InvalidField("type", f"cannot change from {stored['type']} to {changes['type']}; create a new connector")
     record = {k: v for k, v in stored.items() if k in ("id", "tenantId", "createdAt", "secretArn", "secretVersion")}
+    asked = copy.deepcopy(changes.get("recipients"))
     if changes["type"] == "sms":
         _keep_opt_outs(changes["recipients"], stored.get("recipients", []))
     record |= changes | {"updatedAt": clock.iso(clock.now())}
@@ -122,8 +124,19 @@ def replace(tenant_id: str, connector_id: str, body: BaseModel, deadline: float)
         if values != {k: v for k, v in secret.items() if not k.startswith("_")}:
             record["secretVersion"] = credentials.replace(stored["secretArn"], values | _renewed_token(record, secret))
         record["publicCredentials"] = _public(record["provider"], values)
-    if not connector_store.replace(record):
-        raise NotFound()
+    for _ in range(5):
+        if connector_store.replace(record, opt_outs_at=stored.get(connector_store.OPT_OUTS_AT)):
+            break
+        # gone, or a send marked a recipient opted out since the read: keep that mark too
+        fresh = connector_store.get(connector_id)
+        if fresh is None or fresh.get("tenantId") != tenant_id or fresh.get("deleting"):
+            raise NotFound()
+        stored = fresh
+        if asked is not None:
+            record["recipients"] = copy.deepcopy(asked)
+            _keep_opt_outs(record["recipients"], stored.get("recipients", []))
+    else:
+        raise Unavailable("recipients kept being marked opted out while saving; try again")
     if checked:
         health.remember(record, checked)
     return show(record)

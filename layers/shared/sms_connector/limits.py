@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -104,7 +105,8 @@ def admit(smses: list[Any]) -> list[Burst]:
     for s in smses:
         if _opted_out(s):
             s.suppressed = "opted_out"
-    counters = _counters([s for s in smses if not s.suppressed and s.kind == "rule"])
+    # an SMS an earlier holder admitted is not weighed again (`Sms.limits_taken`)
+    counters = _counters([s for s in smses if not s.suppressed and s.kind == "rule" and not s.limits_taken])
     notes = _apply(counters) if counters else []
     held: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for s in smses:
@@ -350,10 +352,15 @@ def mark_opted_out(connector_id: str, to: str) -> None:
             dynamo.client().update_item(
                 TableName=dynamo.table(),
                 Key=connector_store.key(connector_id),
-                UpdateExpression=f"SET recipients[{i}].optedOut = :yes",
+                # the time of the mark makes a PUT that read the connector before it write again
+                UpdateExpression=f"SET recipients[{i}].optedOut = :yes, #marks = :at",
                 ConditionExpression=f"recipients[{i}].#to = :to",
-                ExpressionAttributeNames={"#to": "to"},
-                ExpressionAttributeValues={":yes": {"BOOL": True}, ":to": {"S": to}},
+                ExpressionAttributeNames={"#to": "to", "#marks": connector_store.OPT_OUTS_AT},
+                ExpressionAttributeValues={
+                    ":yes": {"BOOL": True},
+                    ":to": {"S": to},
+                    ":at": {"S": clock.iso(clock.now()) + os.urandom(4).hex()},
+                },
             )
         except dynamo.client().exceptions.ConditionalCheckFailedException:
             pass  # the recipients changed meanwhile: the next refusal marks it

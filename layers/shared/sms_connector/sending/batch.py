@@ -278,7 +278,7 @@ def _deliver(
     _run([s for s in todo if not s.suppressed], secrets, deadline)
     skipped = [s for s in todo if s.outcome and s.outcome.status == NOT_ATTEMPTED]
     if skipped:
-        record.release(skipped, owner)
+        record.release(skipped, owner, limits_taken=True)
         for s in skipped:
             _fail(failures, s, NotAttempted(f"no time left to send action {s.action_id}"))
     to_record += [s for s in todo if s.outcome and s.outcome.status != NOT_ATTEMPTED]

@@ -95,6 +95,9 @@ class Sms:
     records: list[str] = field(default_factory=list)  # the SQS messages that carry it
     claim: str | None = None  # "claimed", "busy", "done" or "unrecorded"
     may_be_sent: bool = False  # an earlier holder may have reached the provider
+    # the connector's limits have counted it already (an earlier holder admitted it): it is not
+    # weighed against them again, or it would be held back by its own earlier count
+    limits_taken: bool = False
     claimed_at: float = 0.0  # when it was first claimed (epoch seconds)
     stored: dict[str, Any] = field(default_factory=dict)  # the record as read, when it existed
     outcome: Outcome | None = None
@@ -187,6 +190,7 @@ def _existing(smses: list[Sms], owner: str, lease_until: float, now: float) -> N
             # again): ours, saying whether it may have been sent if we had taken it over
             s.claim, s.claimed_at = "claimed", float(stored.get("claimedAt", now))
             s.may_be_sent = bool(stored.get("mayBeSent"))
+            s.limits_taken = bool(stored.get("limitsTaken"))
             if "mayBeSent" not in stored:
                 s.stored = {}  # a claim we created: undoing it deletes it
         elif int(stored.get("leaseUntil", 0)) >= now:
@@ -213,16 +217,20 @@ def _reclaim(s: Sms, stored: dict[str, Any], owner: str, lease_until: float) -> 
         s.claim = "busy"  # another invocation took it over first
         return
     s.claim, s.may_be_sent = "claimed", may_be_sent
+    # A holder that may have sent it had admitted it (or died before it could: then it goes
+    # uncounted, rather than held back by a count it may have made)
+    s.limits_taken = bool(stored.get("limitsTaken")) or may_be_sent
     s.claimed_at = float(stored.get("claimedAt", time.time()))
 
 
-def release(smses: Iterable[Sms], owner: str) -> None:
+def release(smses: Iterable[Sms], owner: str, *, limits_taken: bool = False) -> None:
     """Give back claims that were not attempted (no time left), so the redelivery takes them.
-    A claim that may already have reached the provider keeps saying so."""
+    A claim that may already have reached the provider keeps saying so; `limits_taken`: the
+    connector's limits counted these SMS (the next holder does not count them again)."""
     for s in smses:
         _update_now(  # False: no longer ours (its lease ran out and another invocation took it)
             s.id,
-            sets={"leaseUntil": 0, "released": not s.may_be_sent},
+            sets={"leaseUntil": 0, "released": not s.may_be_sent} | ({"limitsTaken": True} if limits_taken else {}),
             condition="#state = :claimed AND #owner = :me",
             condition_values={":claimed": CLAIMED, ":me": owner},
         )
