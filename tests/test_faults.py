@@ -53,14 +53,14 @@ def test_faults_lose_nothing_and_duplicate_nothing(
     verified = make(connectors_api, EMAIL)
     unverified = make(connectors_api, with_(EMAIL, name="rejected", **{"from": "rejected@example.com"}))
     # SES refuses this sender (an SES fault: a suppressed or paused sender)
-    from sms_connector import aws
+    from sms_connector import fallback
 
     def reject(params: Any, **_: Any) -> Any:  # `params`: the HTTP request SES would get
         if b"rejected@example.com" in bytes(params.get("body") or b""):
             return _ses_error("MessageRejected", "Email address is on the suppression list")
         return None
 
-    aws.client("sesv2").meta.events.register("before-call.sesv2.SendEmail", reject)
+    fallback.ses().meta.events.register("before-call.sesv2.SendEmail", reject)  # the client that sends
     connectors = [
         make(connectors_api, with_(GUIDE_46ELKS, recipients=TEAM, emailConnectorId=verified)),
         make(connectors_api, with_(GUIDE_TELNYX, recipients=TEAM, emailConnectorId=verified)),
@@ -145,6 +145,7 @@ def test_faults_lose_nothing_and_duplicate_nothing(
         or state(i, TEAM[2]["to"]) == record.SUPPRESSED
     )
     assert len(emails) + fallback_failed == owed
+    assert fallback_failed > 0  # the SES fault was injected (the Twilio connector's sender)
     # Counters equal what the simulator took, and the failures logged
     figures = [stats.read(c) for c in connectors]
     taken_and_known = sum(1 for (text, to), n in taken.items() if not unknown[(text.replace(" ", "-"), mask(to))])
