@@ -346,3 +346,18 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         process.kill()
         pytest.fail("the local stack did not stop on SIGTERM")
     assert process.returncode == 0, output.read_text()
+
+
+def dies_before_recording(monkeypatch: pytest.MonkeyPatch, send: Any) -> Any:
+    """Run `send()` as an invocation that texts, then dies before recording anything: every
+    recording fails, and so does keeping the outcomes on the claims. Answers what `send` did."""
+    from sms_connector.sending import record
+
+    real_commit, real_keep = record.commit, record.keep_unrecorded
+    monkeypatch.setattr(record, "commit", lambda writes: list(writes))
+    monkeypatch.setattr(record, "keep_unrecorded", lambda smses, owner: None)
+    try:
+        return send()
+    finally:
+        monkeypatch.setattr(record, "commit", real_commit)
+        monkeypatch.setattr(record, "keep_unrecorded", real_keep)

@@ -18,7 +18,7 @@ from devstack.simulators import ProviderSimulator
 from devstack.sqs import sqs_event, sqs_record
 from sms_connector import aws, clock, connector_store, dynamo, limits, stats
 from sms_connector.sending import batch, record
-from tests.conftest import Api, sent_emails
+from tests.conftest import Api, dies_before_recording, sent_emails
 from tests.test_models import EMAIL, GUIDE_46ELKS, GUIDE_TELNYX, GUIDE_TWILIO, with_
 from tests.test_sending import log_entries, make
 
@@ -333,13 +333,8 @@ def test_an_sms_whose_holder_died_before_recording_is_not_suppressed_by_its_own_
     keep_unrecorded failed too); its lease ran out. The redelivery looks the message up
     (Telnyx: same Idempotency-Key) and must record it as SENT, once; not as suppressed."""
     connector = make(connectors_api, with_(GUIDE_TELNYX, recipients=[{"to": SUMMARY_TO}], limits=LIMIT_KINDS[limit]))
-    real_commit, real_keep = record.commit, record.keep_unrecorded
-    monkeypatch.setattr(record, "commit", lambda writes: list(writes))
-    monkeypatch.setattr(record, "keep_unrecorded", lambda smses, owner: None)
     body = {"connectorId": connector, "message": "Freezer warm", "actionId": "a1"}
-    sender(body, message_ids=["m"])
-    monkeypatch.setattr(record, "commit", real_commit)
-    monkeypatch.setattr(record, "keep_unrecorded", real_keep)
+    dies_before_recording(monkeypatch, lambda: sender(body, message_ids=["m"]))
     assert len(sim.sent()) == 1
     sms = record.sms_id(connector, "a1", SUMMARY_TO)
     dynamo.update_if(record.key(sms), sets={"leaseUntil": 1})  # the Lambda was killed

@@ -25,7 +25,7 @@ from scripts.redrive import redrive
 from sms_connector import aws, config, stats
 from sms_connector.providers import base
 from sms_connector.sending import record
-from tests.conftest import Api, sent_emails
+from tests.conftest import Api, dies_before_recording, sent_emails
 from tests.test_models import EMAIL, GUIDE_46ELKS, GUIDE_TELNYX, GUIDE_TWILIO, with_
 from tests.test_sending import log_entries, make
 
@@ -369,13 +369,8 @@ def test_a_taken_over_claim_given_back_for_a_changed_connector_is_still_looked_u
     connector = make(connectors_api, with_(GUIDE_TWILIO, recipients=[{"to": "+46710000001"}]))
     assert sender({"connectorId": connector, "message": "one", "actionId": "a1"}) == []  # the environment knows it
     # Given a first delivery of a2 that texts, then dies before recording anything
-    real_commit, real_keep = record.commit, record.keep_unrecorded
-    monkeypatch.setattr(record, "commit", lambda writes: list(writes))
-    monkeypatch.setattr(record, "keep_unrecorded", lambda smses, owner: None)
     body = {"connectorId": connector, "message": "two", "actionId": "a2"}
-    sender(body, message_ids=["m"])
-    monkeypatch.setattr(record, "commit", real_commit)
-    monkeypatch.setattr(record, "keep_unrecorded", real_keep)
+    dies_before_recording(monkeypatch, lambda: sender(body, message_ids=["m"]))
     assert _texts_of(sim, "two") == ["+46710000001"]
     sms = record.sms_id(connector, "a2", "+46710000001")
     assert (record.read(sms) or {})["state"] == record.CLAIMED

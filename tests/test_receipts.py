@@ -5,6 +5,7 @@ checks them, and refused."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -404,20 +405,47 @@ def answered(sim: ProviderSimulator, status: int) -> bool:
     return any(c.event not in ("sent", "queued") and c.status == status for c in sim.callbacks())
 
 
+@contextlib.contextmanager
+def fallback_queue_down() -> Iterator[None]:
+    """The fallback queue cannot be reached (SendMessageBatch fails) while inside."""
+    sqs = aws.client("sqs")
+    sqs.meta.events.register("before-call.sqs.SendMessageBatch", queue_down)
+    try:
+        yield
+    finally:
+        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", queue_down)
+
+
+def unknown_to_be(connectors_api: Api, sim: ProviderSimulator, person: dict[str, str]) -> str:
+    """A 46elks connector for `person` whose next SMS ends UNKNOWN: taken, its answer lost, no
+    look-up possible; its receipt held until `sim.flush_receipts()`."""
+    make(connectors_api, EMAIL)
+    connector = make(connectors_api, guide("46elks", sim, recipients=[person]))
+    sim.receipts = "hold"
+    sim.script("46elks", "accept_then_hang")
+    sim.lookup_fault_rate = 1.0
+    return connector
+
+
+def queued_backup_email() -> str:
+    """The one message on the fallback queue, taken off it."""
+    sqs = boto3.client("sqs")
+    url = os.environ["FALLBACK_QUEUE_URL"]
+    [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return str(message["Body"])
+
+
 def test_an_undelivered_receipt_whose_email_could_not_be_queued_gets_it_from_the_sweep_once(
     connectors_api: Api, pipeline: Any, sim: ProviderSimulator, receipts: str
 ) -> None:
     make(connectors_api, EMAIL)
     connector = make(connectors_api, guide("46elks", sim, recipients=[TEAM[1]]))
     # Given the fallback queue is unreachable when the "not delivered" receipt comes
-    sqs = aws.client("sqs")
-    sqs.meta.events.register("before-call.sqs.SendMessageBatch", queue_down)
-    try:
+    with fallback_queue_down():
         pipeline.enqueue({"connectorId": connector, "message": "Pump stopped", "actionId": "u1"})
         pipeline.run()
         assert wait_for(lambda: answered(sim, 200))
-    finally:
-        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", queue_down)
     pipeline.run()
     assert sent_emails() == []
     # When the sweep runs, the email goes, once
@@ -558,13 +586,9 @@ def test_an_unknown_sms_whose_email_is_due_still_gets_it_after_an_undelivered_re
     sim.receipts = "hold"
     sim.script("46elks", "accept_then_hang")
     sim.lookup_fault_rate = 1.0
-    sqs = aws.client("sqs")
-    sqs.meta.events.register("before-call.sqs.SendMessageBatch", queue_down)
-    try:
+    with fallback_queue_down():
         pipeline.enqueue({"connectorId": connector, "message": "Pump stopped", "actionId": "d1"})
         pipeline.run()
-    finally:
-        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", queue_down)
     sms = record.sms_id(connector, "d1", TEAM[1]["to"])
     before = record.read(sms) or {}
     assert (before["state"], before["emailState"], before["gsi2pk"]) == ("UNKNOWN", "due", record.EMAIL_DUE)
@@ -655,19 +679,11 @@ def test_an_unknown_sms_with_its_email_due_then_delivered_gets_no_false_email(
 ) -> None:
     """UNKNOWN with its backup email due (the queue was down), then a "delivered" receipt: the
     person has the SMS, so no "could not be delivered" email, whether swept or already queued."""
-    make(connectors_api, EMAIL)
-    person = {"to": "+46710000001", "backupEmail": "first@example.com"}  # delivered by the simulator
-    connector = make(connectors_api, guide("46elks", sim, recipients=[person]))
-    sim.receipts = "hold"
-    sim.script("46elks", "accept_then_hang")
-    sim.lookup_fault_rate = 1.0
-    sqs = aws.client("sqs")
-    sqs.meta.events.register("before-call.sqs.SendMessageBatch", queue_down)
-    try:
+    person = {"to": "+46710000001", "backupEmail": "first@example.com"}
+    connector = unknown_to_be(connectors_api, sim, person)
+    with fallback_queue_down():
         pipeline.enqueue({"connectorId": connector, "message": "Pump stopped", "actionId": "k1"})
         pipeline.run()
-    finally:
-        sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", queue_down)
     sms = record.sms_id(connector, "k1", person["to"])
     assert (record.read(sms) or {}).get("emailState") == "due"
     assert wait_for(lambda: len(sim.held_receipts()) >= 1)
@@ -687,20 +703,14 @@ def test_an_unknown_sms_whose_email_is_queued_then_delivered_gets_no_false_email
     connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str, quick_timeouts: None
 ) -> None:
     # Given an UNKNOWN SMS (answer lost, no look-up possible) whose backup email is on the queue
-    make(connectors_api, EMAIL)
     person = {"to": "+46710000001", "backupEmail": "first@example.com"}
-    connector = make(connectors_api, guide("46elks", sim, recipients=[person]))
-    sim.receipts = "hold"
-    sim.script("46elks", "accept_then_hang")
-    sim.lookup_fault_rate = 1.0
+    connector = unknown_to_be(connectors_api, sim, person)
     assert sender({"connectorId": connector, "message": "Pump stopped", "actionId": "q1"}) == []
-    sqs = boto3.client("sqs")
-    url = os.environ["FALLBACK_QUEUE_URL"]
-    [message] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    body = queued_backup_email()
     # When the "delivered" receipt arrives before the fallback function takes the email
     sim.flush_receipts()
     assert wait_for(lambda: answered(sim, 200))
-    assert invoke_fallback(message["Body"], message_ids=["f1"]) == []
+    assert invoke_fallback(body, message_ids=["f1"]) == []
     # Then no email: the person has the SMS
     assert sent_emails() == []
     stored = record.read(record.sms_id(connector, "q1", person["to"])) or {}
@@ -717,15 +727,10 @@ def test_a_delivered_receipt_between_the_fallbacks_read_and_claim_sends_no_email
 ) -> None:
     from sms_connector import fallback
 
-    make(connectors_api, EMAIL)
     person = {"to": "+46710000001", "backupEmail": "first@example.com"}
-    connector = make(connectors_api, guide("46elks", sim, recipients=[person]))
-    sim.receipts = "hold"
-    sim.script("46elks", "accept_then_hang")
-    sim.lookup_fault_rate = 1.0
+    connector = unknown_to_be(connectors_api, sim, person)
     assert sender({"connectorId": connector, "message": "Pump stopped", "actionId": "q1"}) == []
-    url = os.environ["FALLBACK_QUEUE_URL"]
-    [message] = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    body = queued_backup_email()
     real_claim = fallback._claim
 
     def receipt_lands_first(sms_id: str, owner: str) -> None:
@@ -734,9 +739,9 @@ def test_a_delivered_receipt_between_the_fallbacks_read_and_claim_sends_no_email
         real_claim(sms_id, owner)
 
     monkeypatch.setattr(fallback, "_claim", receipt_lands_first)
-    assert invoke_fallback(message["Body"], message_ids=["f1"]) == ["f1"]  # the claim is refused
+    assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]  # the claim is refused
     monkeypatch.setattr(fallback, "_claim", real_claim)
-    assert invoke_fallback(message["Body"], message_ids=["f1"]) == []  # the redelivery drops it
+    assert invoke_fallback(body, message_ids=["f1"]) == []  # the redelivery drops it
     stored = record.read(record.sms_id(connector, "q1", person["to"])) or {}
     assert (stored["state"], stored["emailState"]) == (record.DELIVERED, "dropped")
     assert sent_emails() == []

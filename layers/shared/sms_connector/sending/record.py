@@ -304,41 +304,14 @@ class Write:
 _NAMES = {"#state": "state", "#owner": "owner"}  # reserved words in DynamoDB
 
 
-def _update(
-    sms: str,
-    *,
-    sets: dict[str, Any],
-    removes: Iterable[str] = (),
-    condition: str,
-    condition_values: dict[str, Any],
-) -> dict[str, Any]:
-    return dynamo.update(
-        key(sms),
-        sets=sets,
-        removes=removes,
-        condition=condition,
-        condition_names=_NAMES,
-        condition_values=condition_values,
-    )
+def _update(sms: str, **parts: Any) -> dict[str, Any]:
+    """A transaction item updating the record of `sms` (`dynamo.update`'s arguments)."""
+    return dynamo.update(key(sms), condition_names=_NAMES, **parts)
 
 
-def _update_now(
-    sms: str,
-    *,
-    sets: dict[str, Any],
-    removes: Iterable[str] = (),
-    condition: str,
-    condition_values: dict[str, Any],
-) -> bool:
+def _update_now(sms: str, **parts: Any) -> bool:
     """The same update, made now; False when the record was not in the state `condition` says."""
-    return dynamo.update_if(
-        key(sms),
-        sets=sets,
-        removes=removes,
-        condition=condition,
-        condition_names=_NAMES,
-        condition_values=condition_values,
-    )
+    return dynamo.update_if(key(sms), condition_names=_NAMES, **parts)
 
 
 def log_item(
