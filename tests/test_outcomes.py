@@ -384,3 +384,25 @@ def test_a_taken_over_claim_given_back_for_a_changed_connector_is_still_looked_u
     assert sender(body, message_ids=["m"]) == []
     # Then the first recipient, who may already have it, is looked up and not texted twice
     assert _texts_of(sim, "two").count("+46710000001") == 1, [r.method for r in sim.received("twilio")]
+
+
+def test_a_test_send_whose_recording_fails_once_is_recorded_in_the_same_request(
+    connectors_api: Api, sim: ProviderSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test send is counted like any send, and no SQS redelivery will ever come for it: a
+    recording that fails once (DynamoDB throttled) is tried again while the request lasts."""
+    connector = make(connectors_api, with_(GUIDE_46ELKS, recipients=[{"to": "+46710000001"}]))
+    send_api = Api(load("SendApiFunction"), "tenant-a")  # the test route's own function
+    real = record.commit
+    calls = {"n": 0}
+
+    def fail_once(writes: Any) -> Any:
+        calls["n"] += 1
+        return list(writes) if calls["n"] == 1 else real(writes)
+
+    monkeypatch.setattr(record, "commit", fail_once)
+    status, answer = send_api("POST", f"/connectors/{connector}/test", {"message": "Hello"})
+    assert status == 200 and answer["results"][0]["status"] == "sent"
+    assert len(sim.sent()) == 1
+    assert calls["n"] == 2 and stats.read(connector)["totalSent"] == 1
+    assert [e["level"] for e in log_entries(connector)] == []  # nothing failed: nothing logged

@@ -290,7 +290,17 @@ def _deliver(
     writes += [
         record.outcome_write(s, owner, receipt_asked=receipts[s.id], deadline_minutes=minutes) for s in to_record
     ]
-    not_written = {w.sms_id for w in record.commit(writes)}
+    failed = record.commit(writes)
+    # A test send has no SQS message to bring it back and be recorded then: while there is time,
+    # its recording is tried again (a throttled or conflicting moment passes).
+    tests = {s.id for s in to_record if s.kind == "test"}
+    for pause in (0.2, 0.5):
+        again = [w for w in failed if w.sms_id in tests]
+        if not again or time.monotonic() + pause + 1.0 > deadline:
+            break
+        time.sleep(pause)
+        failed = [w for w in failed if w.sms_id not in tests] + record.commit(again)
+    not_written = {w.sms_id for w in failed}
     if not_written:
         lost = [s for s in to_record if s.id in not_written]
         record.keep_unrecorded(lost, owner)
