@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import coldstart
+
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "shared"
 SIM_ACCOUNT = ("AC" + "2" * 32, "bench-token")  # the account bench.simulator_process knows
@@ -96,16 +98,8 @@ def _snake(name: str) -> str:
     return str(xform_name(name))
 
 
-ENV = {
-    "TABLE_NAME": "bench",
-    "AWS_DEFAULT_REGION": "eu-north-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "POWERTOOLS_SERVICE_NAME": "sms-connector",
-    "POWERTOOLS_METRICS_NAMESPACE": "SmsConnector",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "CRITICAL",
-}
+# The cold starts' environment, quiet: no metrics, no log lines in the timed loops
+ENV = coldstart.ENV | {"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "CRITICAL"}
 
 
 def in_moto(body: Callable[[Any, Calls], Any]) -> Any:

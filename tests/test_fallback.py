@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -164,7 +166,8 @@ def test_ses_throttling_is_retried_through_the_queue(connectors_api: Api, sender
     assert len(sent_emails()) == 1
 
 
-def ses_fault(error: Exception, *, after_ses_took_it: bool) -> Any:
+@contextlib.contextmanager
+def ses_fault(error: Exception, *, after_ses_took_it: bool) -> Iterator[list[str]]:
     """Make SendEmail fail with `error` (what botocore raises for a network fault) before the
     request reaches SES (moto), or after SES took the email and its answer was lost."""
     from sms_connector import fallback
@@ -182,7 +185,10 @@ def ses_fault(error: Exception, *, after_ses_took_it: bool) -> Any:
         events.register_last("before-send", fail)
     else:
         events.register_first("before-send", fail)
-    return calls, lambda: events.unregister("before-send", fail)
+    try:
+        yield calls  # the SendEmail calls made while inside
+    finally:
+        events.unregister("before-send", fail)
 
 
 def test_ses_never_reached_is_released_at_once_and_sent_once(
@@ -191,11 +197,8 @@ def test_ses_never_reached_is_released_at_once_and_sent_once(
     from botocore.exceptions import EndpointConnectionError
 
     connector, body = failed_sms_with_backup(connectors_api, sender)
-    calls, heal = ses_fault(EndpointConnectionError(endpoint_url="https://email.invalid"), after_ses_took_it=False)
-    try:
+    with ses_fault(EndpointConnectionError(endpoint_url="https://email.invalid"), after_ses_took_it=False) as calls:
         assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]  # comes back through SQS
-    finally:
-        heal()
     assert calls == ["SendEmail"] and sent_emails() == []  # one try, not botocore's three
     # The claim was released: the redelivery, well within the lease, sends it, once
     assert invoke_fallback(body, message_ids=["f1"]) == []
@@ -212,11 +215,8 @@ def test_an_ses_answer_lost_is_not_resent_until_the_lease_ends_then_sent_once_mo
     from sms_connector import dynamo
 
     connector, body = failed_sms_with_backup(connectors_api, sender)
-    calls, heal = ses_fault(ReadTimeoutError(endpoint_url="https://email.invalid"), after_ses_took_it=True)
-    try:
+    with ses_fault(ReadTimeoutError(endpoint_url="https://email.invalid"), after_ses_took_it=True) as calls:
         assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]
-    finally:
-        heal()
     assert calls == ["SendEmail"] and len(sent_emails()) == 1  # SES took it; botocore did not send it again
     # A redelivery while the lease runs sends nothing
     assert invoke_fallback(body, message_ids=["f1"]) == ["f1"]

@@ -300,21 +300,36 @@ def test_a_receipt_for_another_connectors_sms_changes_nothing(
     assert _resend(final, url=unknown, headers=headers) == 200
 
 
-def test_a_receipt_that_comes_before_the_outcome_is_recorded_is_applied_with_it(
-    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    connector = make(connectors_api, guide("twilio", sim, recipients=[{"to": "+46710000001"}]))
+@contextlib.contextmanager
+def recording_waits_for(look: Any, then: Any = None) -> Iterator[None]:
+    """The sender records its outcomes only once `look()` holds (its receipt got there first),
+    after running `then()` if given; the receipt route's own recording is not held."""
     real = record.commit
 
-    def receipt_first(writes: Any) -> Any:
-        # the provider is fast: its final receipt arrives before the sender records the send
+    def later(writes: Any) -> Any:
         if threading.current_thread() is threading.main_thread():  # the sender, not the receipt route
-            assert wait_for(lambda: settled(sim, 1))
+            assert wait_for(look)
+            if then:
+                then()
         return real(writes)
 
-    monkeypatch.setattr(record, "commit", receipt_first)
-    assert sender({"connectorId": connector, "message": "Quick", "actionId": "q1"}) == []
-    monkeypatch.setattr(record, "commit", real)
+    record.commit = later  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        record.commit = real  # type: ignore[assignment]
+
+
+def test_a_receipt_that_comes_before_the_outcome_is_recorded_is_applied_with_it(
+    connectors_api: Api,
+    sender: Any,
+    sim: ProviderSimulator,
+    receipts: str,
+) -> None:
+    connector = make(connectors_api, guide("twilio", sim, recipients=[{"to": "+46710000001"}]))
+    # the provider is fast: its final receipt arrives before the sender records the send
+    with recording_waits_for(lambda: settled(sim, 1)):
+        assert sender({"connectorId": connector, "message": "Quick", "actionId": "q1"}) == []
     figures = stats.read(connector)
     assert (figures["totalSent"], figures["totalDelivered"], figures["pendingReceipts"]) == (1, 1, 0)
     stored = record.read(record.sms_id(connector, "q1", "+46710000001")) or {}
@@ -498,20 +513,11 @@ def test_an_undelivered_receipt_before_the_outcome_is_recorded_gets_its_email_on
     pipeline: Any,
     sim: ProviderSimulator,
     receipts: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     make(connectors_api, EMAIL)
     connector = make(connectors_api, guide("twilio", sim, recipients=[TEAM[1]]))
-    real = record.commit
-
-    def receipt_first(writes: Any) -> Any:
-        if threading.current_thread() is threading.main_thread():  # the sender, not the receipt route
-            assert wait_for(lambda: answered(sim, 200))
-        return real(writes)
-
-    monkeypatch.setattr(record, "commit", receipt_first)
-    assert sender({"connectorId": connector, "message": "Quick", "actionId": "q2"}) == []
-    monkeypatch.setattr(record, "commit", real)
+    with recording_waits_for(lambda: answered(sim, 200)):
+        assert sender({"connectorId": connector, "message": "Quick", "actionId": "q2"}) == []
     figures = stats.read(connector)
     assert (figures["totalSent"], figures["totalUndelivered"], figures["pendingReceipts"]) == (1, 1, 0)
     # The email was owed when the outcome was recorded: the sweep queues it, and it goes once
@@ -650,25 +656,25 @@ def test_a_receipt_racing_the_outcome_recording_is_not_lost(
 
 
 def test_a_duplicate_early_receipt_is_answered_2xx(
-    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str, monkeypatch: pytest.MonkeyPatch
+    connectors_api: Api,
+    sender: Any,
+    sim: ProviderSimulator,
+    receipts: str,
 ) -> None:
     """The provider sends the same final receipt twice (its first try timed out on its side)
     while the outcome is still being recorded: the second is a duplicate and must be a 2xx
     (DESIGN: every correctly signed receipt answers 2xx; a duplicate changes nothing)."""
     connector = make(connectors_api, guide("46elks", sim, recipients=[{"to": "+46710000001"}]))
-    real = record.commit
     again: list[int] = []
 
-    def receipt_first(writes: Any) -> Any:
-        if threading.current_thread() is threading.main_thread() and not again:
-            assert wait_for(lambda: answered(sim, 200))  # the receipt is kept on the claim
+    def resend_it() -> None:  # the same receipt again, still before the recording
+        if not again:
             [final] = [c for c in sim.callbacks() if c.event not in ("sent", "queued")]
-            again.append(_resend(final))  # the same receipt again, still before the recording
-        return real(writes)
+            again.append(_resend(final))
 
-    monkeypatch.setattr(record, "commit", receipt_first)
-    assert sender({"connectorId": connector, "message": "Quick", "actionId": "e1"}) == []
-    monkeypatch.setattr(record, "commit", real)
+    # the first receipt is kept on the claim; the second comes before the recording too
+    with recording_waits_for(lambda: answered(sim, 200), then=resend_it):
+        assert sender({"connectorId": connector, "message": "Quick", "actionId": "e1"}) == []
     figures = stats.read(connector)
     assert (figures["totalSent"], figures["totalDelivered"]) == (1, 1)
     assert again == [200]

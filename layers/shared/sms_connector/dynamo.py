@@ -74,18 +74,11 @@ def update(
     names: dict[str, str] = {}
     values: dict[str, Any] = {k: _serializer.serialize(v) for k, v in (condition_values or {}).items()}
     clauses = []
-    if sets:
-        parts = []
-        for i, (name, value) in enumerate(sets.items()):
-            names[f"#s{i}"], values[f":s{i}"] = name, _serializer.serialize(value)
-            parts.append(f"#s{i} = :s{i}")
-        clauses.append("SET " + ", ".join(parts))
-    if adds:
-        parts = []
-        for i, (name, value) in enumerate(adds.items()):
-            names[f"#a{i}"], values[f":a{i}"] = name, _serializer.serialize(value)
-            parts.append(f"#a{i} :a{i}")
-        clauses.append("ADD " + ", ".join(parts))
+    for action, prefix, between, pairs in (("SET", "s", " = ", sets), ("ADD", "a", " ", adds)):
+        if pairs:
+            for i, (name, value) in enumerate(pairs.items()):
+                names[f"#{prefix}{i}"], values[f":{prefix}{i}"] = name, _serializer.serialize(value)
+            clauses.append(f"{action} " + ", ".join(f"#{prefix}{i}{between}:{prefix}{i}" for i in range(len(pairs))))
     dropped = [name for name in dict.fromkeys(removes) if name not in (sets or {})]
     if dropped:
         for i, name in enumerate(dropped):
