@@ -336,25 +336,29 @@ def test_a_receipt_that_comes_before_the_outcome_is_recorded_is_applied_with_it(
     assert stored["state"] == record.DELIVERED and "earlyReceipt" not in stored
 
 
-def test_the_deadline_moves_silent_sms_to_no_receipt_once(
-    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str
-) -> None:
+@pytest.fixture
+def later() -> Iterator[Any]:
+    """The service's clock, stopped now; `later(minutes)` moves it that far past now."""
     start = datetime.now(UTC)
     moments = [start]
     clock.set_clock(lambda: moments[-1])
-    try:
-        connector = make(connectors_api, guide("twilio", sim, recipients=[{"to": "+46700000007"}]))  # never final
-        assert sender({"connectorId": connector, "message": "Hello?", "actionId": "n1"}) == []
-        assert stats.read(connector)["pendingReceipts"] == 1
-        moments.append(start + timedelta(minutes=119))
-        assert deadline.sweep() == 0
-        moments.append(start + timedelta(minutes=121))
-        assert deadline.sweep() == 1
-        assert deadline.sweep() == 0  # once
-        figures = stats.read(connector)
-        assert (figures["pendingReceipts"], figures["totalNoReceipt"], figures["totalDelivered"]) == (0, 1, 0)
-    finally:
-        clock.set_clock(None)
+    yield lambda minutes: moments.append(start + timedelta(minutes=minutes))
+    clock.set_clock(None)
+
+
+def test_the_deadline_moves_silent_sms_to_no_receipt_once(
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str, later: Any
+) -> None:
+    connector = make(connectors_api, guide("twilio", sim, recipients=[{"to": "+46700000007"}]))  # never final
+    assert sender({"connectorId": connector, "message": "Hello?", "actionId": "n1"}) == []
+    assert stats.read(connector)["pendingReceipts"] == 1
+    later(119)
+    assert deadline.sweep() == 0
+    later(121)
+    assert deadline.sweep() == 1
+    assert deadline.sweep() == 0  # once
+    figures = stats.read(connector)
+    assert (figures["pendingReceipts"], figures["totalNoReceipt"], figures["totalDelivered"]) == (0, 1, 0)
 
 
 def test_concurrent_receipts_and_sends_on_one_connector_count_exactly(
@@ -531,26 +535,20 @@ def test_an_undelivered_receipt_before_the_outcome_is_recorded_gets_its_email_on
 
 
 def test_a_receipt_after_the_deadline_changes_nothing(
-    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str
+    connectors_api: Api, sender: Any, sim: ProviderSimulator, receipts: str, later: Any
 ) -> None:
-    start = datetime.now(UTC)
-    moments = [start]
-    clock.set_clock(lambda: moments[-1])
-    try:
-        sim.receipts = "hold"
-        connector = make(connectors_api, guide("twilio", sim, recipients=[{"to": "+46710000001"}]))
-        assert sender({"connectorId": connector, "message": "Hello?", "actionId": "l1"}) == []
-        assert wait_for(lambda: len(sim.held_receipts()) >= 2)  # "sent", then "delivered"
-        moments.append(start + timedelta(minutes=121))
-        assert deadline.sweep() == 1
-        # When the delivered receipt arrives after all
-        sim.flush_receipts()
-        assert wait_for(lambda: answered(sim, 200))
-        figures = stats.read(connector)
-        assert (figures["totalNoReceipt"], figures["totalDelivered"], figures["pendingReceipts"]) == (1, 0, 0)
-        assert (record.read(record.sms_id(connector, "l1", "+46710000001")) or {})["state"] == record.NO_RECEIPT
-    finally:
-        clock.set_clock(None)
+    sim.receipts = "hold"
+    connector = make(connectors_api, guide("twilio", sim, recipients=[{"to": "+46710000001"}]))
+    assert sender({"connectorId": connector, "message": "Hello?", "actionId": "l1"}) == []
+    assert wait_for(lambda: len(sim.held_receipts()) >= 2)  # "sent", then "delivered"
+    later(121)
+    assert deadline.sweep() == 1
+    # When the delivered receipt arrives after all
+    sim.flush_receipts()
+    assert wait_for(lambda: answered(sim, 200))
+    figures = stats.read(connector)
+    assert (figures["totalNoReceipt"], figures["totalDelivered"], figures["pendingReceipts"]) == (1, 0, 0)
+    assert (record.read(record.sms_id(connector, "l1", "+46710000001")) or {})["state"] == record.NO_RECEIPT
 
 
 @pytest.mark.parametrize(("to", "final"), [("+46710000001", "DELIVERED"), ("+46700000006", "UNDELIVERED")])
