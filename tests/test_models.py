@@ -8,7 +8,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from sms_connector.masking import number as mask
-from sms_connector.models import ConnectorIn, ConnectorUpdate
+from sms_connector.models.connectors import ConnectorIn, ConnectorUpdate
 from sms_connector.phone import normalise_e164
 
 CONNECTOR = TypeAdapter(ConnectorIn)

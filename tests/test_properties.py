@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from sms_connector.models import Elks46Sender
+from sms_connector.models.connectors import Elks46Sender
 from sms_connector.phone import normalise_e164
 from sms_connector.segments import GSM_BASIC, GSM_EXTENSION, count
 

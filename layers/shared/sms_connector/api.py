@@ -38,8 +38,8 @@ from .errors import (
     Unavailable,
     error_body,
 )
-from .models import (
-    CONNECTOR_ID_PATTERN,
+from .ids import CONNECTOR_ID_PATTERN
+from .models.common import (
     MISSING_PROVIDER,
     MISSING_TYPE,
     NOT_AN_OBJECT,

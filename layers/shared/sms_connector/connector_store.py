@@ -14,7 +14,8 @@ import copy
 import threading
 from typing import Any
 
-from . import dynamo
+from . import dynamo, ids
+from .errors import NotFound
 
 CONFIG = "CONFIG"
 KNOWN_MAX = 256  # connectors remembered per environment (a few KB each)
@@ -79,6 +80,16 @@ def replace(record: dict[str, Any], *, opt_outs_at: str | None = None) -> bool:
 def get(connector_id: str) -> dict[str, Any] | None:
     item = dynamo.client().get_item(TableName=dynamo.table(), Key=key(connector_id)).get("Item")
     return _record(item) if item else None
+
+
+def owned(tenant_id: str, connector_id: str) -> dict[str, Any]:
+    """A tenant's stored connector, or NotFound when it is unknown or belongs to another tenant."""
+    if not ids.is_connector_id(connector_id):
+        raise NotFound()
+    record = get(connector_id)
+    if record is None or record.get("tenantId") != tenant_id:
+        raise NotFound()
+    return record
 
 
 def get_many(connector_ids: set[str]) -> dict[str, dict[str, Any]]:

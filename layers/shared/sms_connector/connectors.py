@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import clock, connector_store, credentials, dynamo, health, ids, senders, stats
+from . import clock, connector_store, credentials, dynamo, health, ids, senders
 from .config import settings
 from .errors import Conflict, InvalidField, NotFound, Unavailable
-from .models import (
+from .models.connectors import (
     CONNECTORS_OUT,
     CREDENTIALS,
     PUBLIC_CREDENTIAL_FIELDS,
@@ -23,29 +23,6 @@ from .models import (
 )
 from .providers.base import AccountCheck, amount_text
 from .receipts import PREVIOUS_TOKEN_FIELD, PREVIOUS_UNTIL_FIELD, TOKEN_FIELD
-
-
-def get(tenant_id: str, connector_id: str) -> dict[str, Any]:
-    """The stored connector, or NotFound when it is unknown or belongs to another tenant."""
-    if not ids.is_connector_id(connector_id):
-        raise NotFound()
-    record = connector_store.get(connector_id)
-    if record is None or record.get("tenantId") != tenant_id:
-        raise NotFound()
-    return record
-
-
-def stats_of(tenant_id: str, connector_id: str) -> dict[str, Any]:
-    """The statistics panel of a tenant's connector: the connector (for the tenant check), its
-    totals and this month's figures in one BatchGetItem, whatever the history."""
-    if not ids.is_connector_id(connector_id):
-        raise NotFound()
-    keys = [connector_store.key(connector_id), *stats.keys(connector_id)]
-    items = {i["sk"]["S"]: i for i in dynamo.batch_get(keys, consistent=True)}
-    config = items.get(connector_store.CONFIG)
-    if config is None or config.get("tenantId", {}).get("S") != tenant_id:
-        raise NotFound()
-    return stats.panel(items.get(keys[1]["sk"]["S"]), items.get(keys[2]["sk"]["S"]))
 
 
 def show(record: dict[str, Any]) -> ConnectorOut:
@@ -105,7 +82,7 @@ def list_page(tenant_id: str, connector_type: str | None, limit: int, token: str
 def replace(tenant_id: str, connector_id: str, body: BaseModel, deadline: float) -> ConnectorOut:
     """Replace a connector's settings; with `"verify": true` only once its provider accepted the
     credentials as they will be (nothing changes otherwise)."""
-    stored = get(tenant_id, connector_id)
+    stored = connector_store.owned(tenant_id, connector_id)
     changes = _settings(tenant_id, body)
     if changes["type"] != stored["type"]:
         raise InvalidField("type", f"cannot change from {stored['type']} to {changes['type']}; create a new connector")
@@ -145,7 +122,7 @@ def replace(tenant_id: str, connector_id: str, body: BaseModel, deadline: float)
 def verify(tenant_id: str, connector_id: str, deadline: float) -> VerifyOut:
     """Check a connector's stored credentials with its provider now; keep what the answer
     teaches (a 46elks account's currency, a low balance as a warning)."""
-    record = get(tenant_id, connector_id)
+    record = connector_store.owned(tenant_id, connector_id)
     if record["type"] != "sms":
         raise InvalidField(
             "connectorId", "is an email connector: only SMS connectors have provider credentials to verify", "path"
@@ -163,7 +140,7 @@ def verify(tenant_id: str, connector_id: str, deadline: float) -> VerifyOut:
 
 
 def delete(tenant_id: str, connector_id: str) -> None:
-    stored = get(tenant_id, connector_id)
+    stored = connector_store.owned(tenant_id, connector_id)
     if stored["type"] == "email":
         _refuse_if_used(stored)
     if "secretArn" in stored:

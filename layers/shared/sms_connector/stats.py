@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import clock, connector_store, dynamo, masking
+from . import clock, connector_store, dynamo, ids, masking
+from .errors import NotFound
 
 STATS = "STATS"
 MONTH_KEEP_SECONDS = 400 * 24 * 3600
@@ -215,6 +216,19 @@ def panel(totals_item: dict[str, Any] | None, month_item: dict[str, Any] | None)
             for day in range(1, days + 1)
         ],
     }
+
+
+def panel_of(tenant_id: str, connector_id: str) -> dict[str, Any]:
+    """The statistics panel of a tenant's connector: the connector (for the tenant check), its
+    totals and this month's figures in one BatchGetItem, whatever the history."""
+    if not ids.is_connector_id(connector_id):
+        raise NotFound()
+    keys_ = [connector_store.key(connector_id), *keys(connector_id)]
+    items = {i["sk"]["S"]: i for i in dynamo.batch_get(keys_, consistent=True)}
+    config = items.get(connector_store.CONFIG)
+    if config is None or config.get("tenantId", {}).get("S") != tenant_id:
+        raise NotFound()
+    return panel(items.get(STATS), items.get(keys_[2]["sk"]["S"]))
 
 
 def read(connector_id: str) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from aws_lambda_powertools.event_handler.router import Router
 from pydantic import WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
-from .. import connectors
+from .. import connector_store, connectors
 from ..api import NEXT_PAGE_HELP, responses, tenant_of
-from ..models import ConnectorIn, ConnectorOut, ConnectorPage, ConnectorUpdate, VerifyOut
+from ..models.connectors import ConnectorIn, ConnectorOut, ConnectorPage, ConnectorUpdate, VerifyOut
 
 router = Router()
 _TAGS = ["connectors"]
@@ -71,7 +71,7 @@ def list_connectors(
     responses=responses(200, "The connector", connector=True),
 )
 def get_connector(connectorId: str) -> ConnectorOut:
-    return connectors.show(connectors.get(tenant_of(router), connectorId))
+    return connectors.show(connector_store.owned(tenant_of(router), connectorId))
 
 
 @router.put(

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.router import Router
 
 from .. import segments
 from ..api import responses, tenant_of
-from ..models import PreviewIn, PreviewOut
+from ..models.preview import PreviewIn, PreviewOut
 from ..text import MAX_MESSAGE_CHARS
 
 router = Router()

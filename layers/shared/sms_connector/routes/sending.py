@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.router import Router
 
 from .. import masking, sending
 from ..api import responses, tenant_of
-from ..models import SendResult, TestSendIn, TestSendOut
+from ..models.sending import SendResult, TestSendIn, TestSendOut
 
 router = Router()
 

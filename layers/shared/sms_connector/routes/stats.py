@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import Router
 from pydantic.json_schema import SkipJsonSchema
 
-from .. import connectors, error_log
+from .. import connector_store, error_log, stats
 from ..api import NEXT_PAGE_HELP, responses, tenant_of
-from ..models import LogPage, StatsOut
+from ..models.stats import LogPage, StatsOut
 
 router = Router()
 
@@ -23,7 +23,7 @@ router = Router()
     responses=responses(200, "The statistics panel", connector=True),
 )
 def get_stats(connectorId: str) -> StatsOut:
-    return StatsOut.model_validate(connectors.stats_of(tenant_of(router), connectorId))
+    return StatsOut.model_validate(stats.panel_of(tenant_of(router), connectorId))
 
 
 @router.get(
@@ -38,6 +38,6 @@ def get_logs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     nextToken: Annotated[str | SkipJsonSchema[None], Query(max_length=2048, description=NEXT_PAGE_HELP)] = None,
 ) -> LogPage:
-    connector = connectors.get(tenant_of(router), connectorId)
+    connector = connector_store.owned(tenant_of(router), connectorId)
     items, token = error_log.page(connector["id"], limit, nextToken)
     return LogPage.model_validate({"items": items, "nextToken": token})

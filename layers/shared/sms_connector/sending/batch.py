@@ -215,9 +215,7 @@ def _claimed_as(connector: dict[str, Any] | None) -> tuple[Any, ...] | None:
 def test_send(tenant_id: str, connector_id: str, to: str | None, text: str | None, deadline: float) -> list[Outcome]:
     """Send now to all of a connector's recipients, or to one; counted and logged, no backup
     email. Recipients not reached in time are answered as not attempted."""
-    from ..connectors import get  # the API's data access: not needed by the queue consumer
-
-    connector = get(tenant_id, connector_id)
+    connector = connector_store.owned(tenant_id, connector_id)
     if connector["type"] != "sms":
         raise InvalidField("connectorId", "is an email connector; test sends need an SMS connector", "path")
     recipients = connector["recipients"]

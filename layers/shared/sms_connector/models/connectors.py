@@ -1,13 +1,10 @@
-"""The connector API's models: what a client may send and what it gets back.
-
-Every model is built on first use (`defer_build`), not at import: each API function builds
-only the models its routes use, and its cold start does not wait for the others.
-"""
+"""The connectors' models: what a client may send to create or change a connector, and what
+it gets back."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -19,40 +16,25 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     Tag,
-    WithJsonSchema,
     field_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
-from .ids import CONNECTOR_ID_PATTERN
-from .phone import E164, normalise_e164
-from .text import Message, clean_line, clean_message, not_blank
+from ..ids import CONNECTOR_ID_PATTERN
+from ..phone import E164, normalise_e164
+from ..text import clean_line, not_blank
+from .common import (
+    MISSING_PROVIDER,
+    MISSING_TYPE,
+    NOT_AN_OBJECT,
+    PROVIDERS,
+    UNKNOWN_PROVIDER,
+    UNKNOWN_TYPE,
+    Omittable,
+    Strict,
+    Timestamp,
+)
 
 MAX_RECIPIENTS = 100
-PROVIDERS = ("46elks", "telnyx", "twilio")
-# Named values for generated clients (openapi-python-client reads x-enum-varnames): "46elks"
-# would otherwise become VALUE_0.
-Provider = Annotated[
-    Literal["46elks", "telnyx", "twilio"],
-    WithJsonSchema({"type": "string", "enum": list(PROVIDERS), "x-enum-varnames": ["ELKS46", "TELNYX", "TWILIO"]}),
-]
-# ISO 8601 UTC, as `clock.iso` writes it; typed clients read it as a date and time.
-Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
-
-T = TypeVar("T")
-
-
-def _absent(value: Any) -> bool:
-    return value is None
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-# An answer's field that is left out when it has no value (never `null`): not required in the
-# document, and typed as the value alone.
-Omittable = Annotated[T | SkipJsonSchema[None], Field(exclude_if=_absent, json_schema_extra=_no_default)]
 
 # 46elks text sender: A-Z a-z 0-9, 3 to 11 characters, not starting with a digit (providers.md 1.3).
 _ELKS_ALPHA_SENDER = re.compile(r"[A-Za-z][A-Za-z0-9]{2,10}")
@@ -120,12 +102,6 @@ Elks46Sender = Annotated[
     AfterValidator(_elks46_sender),
     Field(description="E.164 number, or a text sender: 3-11 of A-Z a-z 0-9, not starting with a digit"),
 ]
-
-
-class Strict(BaseModel):
-    """Unknown fields are errors: a typo in a field name must not be silently dropped."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 # --- credentials --------------------------------------------------------------------------
@@ -228,7 +204,7 @@ class Elks46Connector(_SmsFields):
 
 
 def _webhook_public_key(value: str) -> str:
-    from .receipts.telnyx import public_key_valid
+    from ..receipts.telnyx import public_key_valid
 
     if not public_key_valid(value):
         raise ValueError("must be the base64 of a 32-byte Ed25519 public key (Telnyx portal, API keys page)")
@@ -276,14 +252,6 @@ class EmailConnector(Strict):
     sender: Email = Field(alias="from", description="an SES-verified identity")
 
 
-# What `connector_kind` answers for a body it cannot place; the API turns each into its own words.
-MISSING_TYPE = "missing-type"
-UNKNOWN_TYPE = "unknown-type"
-MISSING_PROVIDER = "missing-provider"
-UNKNOWN_PROVIDER = "unknown-provider"
-NOT_AN_OBJECT = "not-an-object"
-
-
 def connector_kind(value: Any) -> str:
     """One flat union (OpenAPI cannot express nested discriminators): email, or the SMS provider."""
     if isinstance(value, BaseModel):
@@ -320,9 +288,6 @@ ConnectorUpdate = Annotated[
     ],
     Discriminator(connector_kind),
 ]
-
-# Union tags pydantic puts into error locations; dropped when naming the field for the client.
-UNION_TAGS = frozenset({"email", *PROVIDERS})
 
 
 class RecipientOut(BaseModel, defer_build=True):
@@ -417,24 +382,6 @@ class ConnectorPage(BaseModel, defer_build=True):
     nextToken: str | None
 
 
-# --- sending ------------------------------------------------------------------------------
-
-
-class TestSendIn(Strict):
-    to: E164 | None = Field(default=None, description="one of the connector's recipients; all when left out")
-    message: Message | None = None
-
-
-class SendResult(BaseModel, defer_build=True):
-    to: str
-    status: Literal["sent", "failed", "unknown", "suppressed", "not attempted"]
-    error: str | None = Field(default=None, description="why it was not (surely) sent; numbers masked")
-
-
-class TestSendOut(BaseModel, defer_build=True):
-    results: list[SendResult]
-
-
 class VerifyOut(BaseModel, defer_build=True):
     ok: bool = Field(description="the provider accepted the stored credentials")
     detail: str = Field(description="the provider's verdict in words a user can act on")
@@ -442,127 +389,3 @@ class VerifyOut(BaseModel, defer_build=True):
         default=None, description="the account's balance as a decimal string; null when the provider gives none"
     )
     currency: str | None = Field(default=None, description="ISO 4217 currency of the balance")
-
-
-# --- preview ------------------------------------------------------------------------------
-
-# Longer than any provider sends, so that a preview can say "too long" rather than refuse.
-PREVIEW_MAX_CHARS = 10_000
-PreviewMessage = Annotated[
-    str, StringConstraints(min_length=1, max_length=PREVIEW_MAX_CHARS), AfterValidator(clean_message)
-]
-
-
-class PreviewIn(Strict):
-    message: PreviewMessage
-    provider: Provider | None = Field(
-        default=None, description="count with this provider's character set and limits; standard GSM 03.38 without"
-    )
-
-
-class PreviewOut(BaseModel, defer_build=True):
-    encoding: Literal["GSM-7", "UCS-2"]
-    characters: int = Field(description="characters as a person counts them (code points)")
-    segments: int = Field(description="SMS parts the message is sent as")
-    tooLong: bool = Field(
-        description="more than the provider sends (Twilio and 46elks 1,600 characters, Telnyx 10 parts); "
-        "without a provider, more than the service's 1,600 characters"
-    )
-    ucs2Characters: list[str] = Field(
-        description="the characters that forced UCS-2, each once, in order of appearance; empty for GSM-7"
-    )
-
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class ErrorBody(BaseModel, defer_build=True):
-    """Every error answer of the API: the HTTP status again, and what is wrong in words."""
-
-    statusCode: int
-    message: str
-
-
-class GatewayErrorBody(BaseModel, defer_build=True):
-    """API Gateway's own answer, before any function runs (its JWT authorizer's 401):
-    `{"message": "Unauthorized"}` on AWS, where an HTTP API cannot reshape it; the local stack
-    answers in the API's shape, with `statusCode` too."""
-
-    message: str
-    statusCode: Omittable[int] = None
-
-
-class FieldError(BaseModel, defer_build=True):
-    loc: list[str | int] = Field(description='where: "body", "query" or "path", then the field\'s path')
-    field: str = Field(description="the field as a person writes it, like recipients[0].to")
-    msg: str = Field(description="what is wrong with it, in words")
-    type: str = Field(description="a code for the kind of error, like missing or value_error")
-
-
-class ValidationErrorBody(BaseModel, defer_build=True):
-    """A 422: every field that is wrong, each in `detail`; `message` sums them up."""
-
-    statusCode: int
-    message: str
-    detail: list[FieldError]
-
-
-# --- statistics and logs --------------------------------------------------------------------
-
-
-class LastError(BaseModel, defer_build=True):
-    message: str
-    at: Timestamp
-
-
-class Cost(BaseModel, defer_build=True):
-    amount: str = Field(description="a decimal amount, as the providers report it")
-    currency: str | None = Field(description="ISO 4217; null for 46elks before its account currency is known")
-
-
-class Day(BaseModel, defer_build=True):
-    date: Annotated[str, WithJsonSchema({"type": "string", "format": "date"})] = Field(description="YYYY-MM-DD (UTC)")
-    sent: int
-    failed: int
-
-
-class StatsOut(BaseModel, defer_build=True):
-    totalSent: int = Field(description="SMS accepted by the provider, one per recipient")
-    totalFails: int = Field(description="failed sends, one per recipient per rule action, after retries")
-    sentThisMonth: int = Field(description="totalSent within the current calendar month (UTC)")
-    attempts: int = Field(description="totalSent + totalFails")
-    successRate: float | None = Field(description="totalSent / attempts in percent; null with no attempts")
-    lastSentAt: Timestamp | None
-    lastFailedAt: Timestamp | None
-    lastError: LastError | None = Field(description="the latest error or warning")
-    fallbackEmailsSent: int = Field(description="backup emails SES accepted")
-    fallbackEmailsFailed: int = Field(description="backup emails that could not be sent")
-    totalUnknown: int = Field(description="SMS whose outcome could not be known (the request left, no answer came)")
-    totalDelivered: int = Field(description="SMS with a final receipt saying delivered")
-    totalUndelivered: int = Field(description="SMS with a final receipt saying not delivered")
-    pendingReceipts: int = Field(description="sent SMS still waiting for a final receipt, within the deadline")
-    totalNoReceipt: int = Field(description="sent SMS whose receipt deadline passed with no final receipt")
-    deliveryRate: float | None = Field(
-        description="totalDelivered / (totalDelivered + totalUndelivered) in percent; null before a final receipt"
-    )
-    lastDeliveredAt: Timestamp | None
-    totalSuppressed: int = Field(description="SMS not sent because of limits or an opt-out")
-    segmentsThisMonth: int = Field(description="SMS segments sent this month, as the providers counted them")
-    costThisMonth: list[Cost] = Field(description="the providers' reported cost this month, per currency")
-    daily: list[Day] = Field(description="this month's sent and failed SMS per day (UTC), for the panel's chart")
-
-
-class LogEntry(BaseModel, defer_build=True):
-    at: Timestamp
-    level: Literal["error", "warning"]
-    message: str
-    recipient: str | None = Field(description="masked phone number")
-    provider: str | None
-    errorCode: str | None
-    actionId: str | None
-    kind: str | None = Field(default=None, description="sms or email (the fallback)")
-
-
-class LogPage(BaseModel, defer_build=True):
-    items: list[LogEntry]
-    nextToken: str | None
