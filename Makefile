@@ -25,7 +25,7 @@ help:
 	@echo "make deploy   - build, then sam deploy (guided the first time); ENV=prod for prod, GUIDED=1 to re-ask"
 	@echo "make bench    - benchmarks: cold start, batch latency, AWS calls per SMS, sizes"
 	@echo "make soak     - the long fault-injection and concurrency suites"
-	@echo "make openapi  - rewrite openapi.json from the code"
+	@echo "make openapi  - rewrite functions/docs/openapi.json from the code"
 	@echo "make readme   - rewrite README.md's API examples from the API's real answers"
 	@echo "make redrive  - move a DLQ's messages back, texting nobody twice: ARGS=\"--stack NAME|--local --queue send|fallback [--dry-run]\""
 	@echo "make clean    - remove the venvs, the SAM build and the caches"

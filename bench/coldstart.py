@@ -78,7 +78,6 @@ _CONSUMER = (
 # The Powertools parts each function uses, for the column that adds them to the floor.
 STACK = {
     "ConnectorsFunction": ("resolver", _RESOLVER),
-    "DocsFunction": ("resolver", _RESOLVER),
     "SendApiFunction": ("resolver", _RESOLVER),
     "StatsFunction": ("resolver", _RESOLVER),
     "PreviewFunction": ("resolver", _RESOLVER),

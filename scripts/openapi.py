@@ -1,4 +1,5 @@
-"""Writes openapi.json from the code (`make openapi`); a test keeps the two in step."""
+"""Writes the OpenAPI document from the code (`make openapi`) to functions/docs/openapi.json,
+which the docs function serves; a test keeps the two in step."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from sms_connector.api import openapi_document
 from sms_connector.routes.everything import full_app
 
-OUT = Path(__file__).resolve().parent.parent / "openapi.json"
+OUT = Path(__file__).resolve().parent.parent / "functions" / "docs" / "openapi.json"
 
 
 def render() -> str:
@@ -18,4 +19,4 @@ def render() -> str:
 
 if __name__ == "__main__":
     OUT.write_text(render())
-    sys.stdout.write(f"wrote {OUT.name}\n")
+    sys.stdout.write(f"wrote {OUT.relative_to(OUT.parents[2])}\n")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from devstack.handlers import load
 from scripts.openapi import OUT, render
@@ -11,7 +14,46 @@ from tests.conftest import Api
 
 
 def test_committed_openapi_json_matches_the_code() -> None:
-    assert Path(OUT).read_text() == render(), "openapi.json is stale: run `make openapi` and commit it"
+    assert Path(OUT).read_text() == render(), "functions/docs/openapi.json is stale: run `make openapi` and commit it"
+
+
+@pytest.mark.parametrize(
+    ("method", "query"),
+    [
+        ("GET", None),
+        ("GET", {"format": "json"}),
+        ("GET", {"format": "json", "other": "x"}),
+        ("GET", {"format": "oauth2-redirect"}),
+        ("GET", {"format": "yaml"}),
+        ("POST", None),
+        ("HEAD", {"format": "json"}),
+    ],
+)
+def test_the_docs_function_answers_as_powertools_own_swagger_route(
+    aws_env: None, method: str, query: dict[str, str] | None
+) -> None:
+    """The docs function serves the committed document instead of building it from every route:
+    its answers are those of a resolver with every route and `enable_swagger`, the document
+    included (its keys are sorted in the file; the same document)."""
+    from devstack.apigw import http_event
+    from devstack.lambda_context import LambdaContext
+    from sms_connector.routes.everything import full_app
+
+    event = http_event(method, "/swagger", query=query)
+    ours = load("DocsFunction")(event, LambdaContext())
+    theirs = full_app().resolve(event, LambdaContext())
+    assert ours["statusCode"] == theirs["statusCode"]
+    assert ours["headers"]["Content-Type"] == theirs["headers"]["Content-Type"]
+    if ours["headers"]["Content-Type"] == "application/json":
+        assert json.loads(ours["body"]) == json.loads(theirs["body"])
+        return
+    spec = re.compile(r"spec: (\{.*?\n\}),\n", re.DOTALL)  # the document inside the page's script
+    found = spec.search(ours["body"]), spec.search(theirs["body"])
+    swagger_ui = query is None or query["format"] == "yaml"  # any other format: the page
+    assert (found[0] is not None) == (found[1] is not None) == swagger_ui
+    if found[0] and found[1]:
+        assert json.loads(found[0][1]) == json.loads(found[1][1]) == json.loads(render())
+    assert spec.sub("", ours["body"]) == spec.sub("", theirs["body"])
 
 
 def test_every_template_route_is_documented() -> None:
