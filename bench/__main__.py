@@ -231,7 +231,8 @@ def cold_starts(figures: list[coldstart.Figures]) -> str:
         rows.append(
             (
                 f.name,
-                f"{_ms(f.floor)} ({f.floor_label})",
+                f"{_ms(f.floor)} ({f.floor_label})"
+                + ("" if f.boto3 is None else f"; import boto3 {_ms(f.boto3)}: ours {f.init / f.boto3:.2f}x it"),
                 _ms(f.init),
                 f"{f.init / f.floor:.2f}x",
                 _met(f.init / f.floor <= 1.2),

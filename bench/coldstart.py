@@ -277,6 +277,7 @@ class Figures:
     stack_label: str | None
     stack: float | None
     unvalidated: float | None
+    boto3: float | None  # `import boto3`, for a function that creates no client (else None)
     source: float
     request: str | None
     first: float | None
@@ -309,6 +310,9 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
         else:
             floor = {"kind": "floor", "clients": [], "stack": "import json", "request": req}
             floor_label = "python + import json"
+        # The floor for every function, `import boto3` and the same clients: for these
+        # that is `import boto3` alone, which they do not do; shown beside the stricter one.
+        boto3_floor = None if clients else {"kind": "floor", "clients": [], "stack": "import boto3"}
         stack_label, stack_code = STACK.get(name, (None, None))
         stack = None
         if stack_code is not None:
@@ -317,7 +321,7 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
         if name in UNVALIDATED:
             unvalidated = {"kind": "floor", "clients": clients, "stack": UNVALIDATED[name]}
         # Warm-up: writes the bytecode cache for everything these processes import.
-        for spec in (ours, floor, stack, unvalidated):
+        for spec in (ours, floor, stack, unvalidated, boto3_floor):
             if spec is not None:
                 _run(spec, _env(env, write=True), PYCACHE)
         if source_cache is None:
@@ -328,6 +332,7 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
             "floor": [],
             "stack": [],
             "unvalidated": [],
+            "boto3": [],
             "source": [],
             "first": [],
             "ff": [],
@@ -347,6 +352,8 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
                 samples["stack"].append(_run(stack, _env(env, write=False), PYCACHE)[0])
             if unvalidated is not None:
                 samples["unvalidated"].append(_run(unvalidated, _env(env, write=False), PYCACHE)[0])
+            if boto3_floor is not None:
+                samples["boto3"].append(_run(boto3_floor, _env(env, write=False), PYCACHE)[0])
             samples["source"].append(_run(ours | {"request": None}, _env(env, write=False), source_cache)[0])
         median = {k: statistics.median(v) if v else None for k, v in samples.items()}
         figures.append(
@@ -358,6 +365,7 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
                 stack_label=stack_label,
                 stack=median["stack"],
                 unvalidated=median["unvalidated"],
+                boto3=median["boto3"],
                 source=median["source"] or 0.0,
                 request=request.label if request else None,
                 first=median["first"],
