@@ -8,7 +8,7 @@
   as its floor: what any Python handler pays.
 - **The same + Powertools**: the floor plus the Powertools parts the function uses with nothing
   of ours (the API functions: the HTTP resolver with validation on, which brings pydantic, and
-  the Logger; the queue consumers: the Logger and the batch utility). What is above it is ours.
+  the Logger; the queue consumers: the Logger and the metrics). What is above it is ours.
 - **The same, validation off** (the API functions only): the floor, the Logger and the HTTP
   resolver without validation (so without pydantic): what Powertools' routing alone costs.
 - **First request**: in the same interpreter, right after init, one representative request;
@@ -73,7 +73,6 @@ _RESOLVER_UNVALIDATED = (
 _CONSUMER = (
     "from aws_lambda_powertools import Logger\nLogger()\n"
     "from aws_lambda_powertools.metrics import EphemeralMetrics\n"
-    "from aws_lambda_powertools.utilities.batch import BatchProcessor\n"
 )
 # The Powertools parts each function uses, for the column that adds them to the floor.
 STACK = {
@@ -81,8 +80,8 @@ STACK = {
     "SendApiFunction": ("resolver", _RESOLVER),
     "StatsFunction": ("resolver", _RESOLVER),
     "PreviewFunction": ("resolver", _RESOLVER),
-    "SenderFunction": ("Logger, batch", _CONSUMER),
-    "FallbackFunction": ("Logger, batch", _CONSUMER),
+    "SenderFunction": ("Logger, Metrics", _CONSUMER),
+    "FallbackFunction": ("Logger, Metrics", _CONSUMER),
     "ReceiptFunction": ("Logger", "from aws_lambda_powertools import Logger\nLogger()\n"),
     "SweepFunction": ("Logger", "from aws_lambda_powertools import Logger\nLogger()\n"),
 }

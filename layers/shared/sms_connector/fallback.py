@@ -31,18 +31,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from . import aws, clock, connector_store, dynamo, json_fields, masking
+from . import aws, clock, connector_store, dynamo, json_fields, masking, sqs_batch
 from .sending import record as sms_record
 from .stats import Delta
 from .text import plain_line
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 LEASE_SECONDS = 60  # how long one invocation holds an email it is sending
 
 # SES v2 answers that say it did not take the email: another try later is safe (SQS redelivers
@@ -111,11 +107,9 @@ class Busy(Exception):
     """Another invocation is sending this email right now."""
 
 
-def handle_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    def record_handler(record: SQSRecord) -> Any:  # Powertools passes it as `record=`
-        return deliver(FallbackMessage.parse(record.body))
-
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+def handle_batch(event: dict[str, Any], context: Any) -> sqs_batch.PartialBatchResponse:
+    """Each email on its own: one that fails (or is not due yet, or busy) goes back alone."""
+    return sqs_batch.each_record(event, lambda record: deliver(FallbackMessage.parse(record["body"])))
 
 
 def deliver(fallback: FallbackMessage) -> str:
