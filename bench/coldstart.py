@@ -71,8 +71,7 @@ _RESOLVER_UNVALIDATED = (
     "APIGatewayHttpResolver()\n"
 )
 _CONSUMER = (
-    "from aws_lambda_powertools import Logger\nLogger()\n"
-    "from aws_lambda_powertools.metrics import EphemeralMetrics\n"
+    "from aws_lambda_powertools import Logger\nLogger()\nfrom aws_lambda_powertools.metrics import EphemeralMetrics\n"
 )
 # The Powertools parts each function uses, for the column that adds them to the floor.
 STACK = {
