@@ -382,3 +382,24 @@ def test_a_failed_read_after_a_guess_leaves_no_claim(
         sender({"connectorId": connector, "message": "two", "actionId": "a2"})
     assert [r.fields["text"] for r in sim.sent()] == ["one", "one"]
     assert [record.read(record.sms_id(connector, "a2", r["to"])) for r in TEAM[:2]] == [None, None]
+
+
+def test_a_partial_batch_answer_names_each_failed_record_once_in_order() -> None:
+    """The queue consumers' answer to SQS (ReportBatchItemFailures): a record whose handling
+    raises goes back alone; the others are deleted; each failed id once, in the batch's order."""
+    from devstack.sqs import sqs_event, sqs_record
+    from sms_connector import sqs_batch
+
+    event = sqs_event(*(sqs_record({"n": n}, message_id=f"m{n}") for n in (1, 2, 3, 4)))
+    event["Records"].append(sqs_record({"n": 2}, message_id="m2"))  # the same message twice
+
+    def handle(r: dict[str, Any]) -> None:
+        if json.loads(r["body"])["n"] in (4, 2):
+            raise RuntimeError("this one failed")
+
+    assert sqs_batch.each_record(event, handle) == {
+        "batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m4"}]
+    }
+    assert sqs_batch.each_record(event, lambda r: None) == {"batchItemFailures": []}
+    assert sqs_batch.partial_response(event, {"m3", "elsewhere"}) == {"batchItemFailures": [{"itemIdentifier": "m3"}]}
+    assert sqs_batch.partial_response({"Records": []}, {"m1"}) == {"batchItemFailures": []}

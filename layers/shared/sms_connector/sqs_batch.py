@@ -25,11 +25,10 @@ def records(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def partial_response(event: dict[str, Any], failed: Collection[str]) -> PartialBatchResponse:
-    """The answer that sends back the records whose message ids are in `failed`, in the
-    order they came."""
-    return {
-        "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records(event) if r["messageId"] in failed]
-    }
+    """The answer that sends back the records whose message ids are in `failed`, each once, in
+    the order they came."""
+    ids = dict.fromkeys(r["messageId"] for r in records(event) if r["messageId"] in failed)
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in ids]}
 
 
 def each_record(event: dict[str, Any], handle: Callable[[dict[str, Any]], Any]) -> PartialBatchResponse:
