@@ -393,6 +393,7 @@ def _reused(s: Sms) -> record.Write:
     delta = record.Delta(at=at, last_error=message)
     change = record.Change(
         sets={"lastReusedAt": at},
+        adds={"reusedBy": {s.records[0]}},  # the SQS messages already told
         removes=(),
         condition="NOT contains(reusedBy, :message)",
         condition_values={":message": s.records[0]},
@@ -408,11 +409,7 @@ def _reused(s: Sms) -> record.Write:
             action_id=s.action_id,
         ),
     )
-    write = record.change_write(s.id, s.connector["id"], change)
-    update = write.update["Update"]
-    update["UpdateExpression"] += " ADD reusedBy :messages"
-    update["ExpressionAttributeValues"][":messages"] = {"SS": [s.records[0]]}
-    return write
+    return record.change_write(s.id, s.connector["id"], change)
 
 
 def _owed_email(s: Sms) -> dict[str, Any]:

@@ -480,12 +480,13 @@ class Report:
 
 @dataclass
 class Change:
-    """What a receipt or the deadline does to a record."""
+    """What a receipt, the deadline or a redelivery does to a record."""
 
     sets: dict[str, Any]
     removes: tuple[str, ...]
     condition: str
     condition_values: dict[str, Any]
+    adds: dict[str, Any] | None = None  # numbers added, or members added to sets
     delta: Delta | None = None
     log: dict[str, Any] | None = None
     owes_email: bool = False
@@ -594,6 +595,7 @@ def change_write(sms: str, connector_id: str, change: Change) -> Write:
     update = _update(
         sms,
         sets=change.sets,
+        adds=change.adds,
         removes=change.removes,
         condition=change.condition,
         condition_values=change.condition_values,
