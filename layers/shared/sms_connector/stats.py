@@ -223,17 +223,25 @@ def panel_of(tenant_id: str, connector_id: str) -> dict[str, Any]:
     totals and this month's figures in one BatchGetItem, whatever the history."""
     if not ids.is_connector_id(connector_id):
         raise NotFound()
-    keys_ = [connector_store.key(connector_id), *keys(connector_id)]
-    items = {i["sk"]["S"]: i for i in dynamo.batch_get(keys_, consistent=True)}
-    config = items.get(connector_store.CONFIG)
+    found, totals, month = _read(connector_id, connector_store.key(connector_id))
+    config = found.get(connector_store.CONFIG)
     if config is None or config.get("tenantId", {}).get("S") != tenant_id:
         raise NotFound()
-    return panel(items.get(STATS), items.get(keys_[2]["sk"]["S"]))
+    return panel(totals, month)
 
 
 def read(connector_id: str) -> dict[str, Any]:
     """The statistics panel of a connector, in one call (tests and tools; the route reads the
     connector in the same call)."""
-    items = {i["sk"]["S"]: i for i in dynamo.batch_get(keys(connector_id), consistent=True)}
-    month_key = keys(connector_id)[1]["sk"]["S"]
-    return panel(items.get(STATS), items.get(month_key))
+    _, totals, month = _read(connector_id)
+    return panel(totals, month)
+
+
+def _read(
+    connector_id: str, *also: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """Every item read (by sort key), the totals item and this month's, in one consistent
+    BatchGetItem with the items `also`."""
+    totals, month = keys(connector_id)
+    found = {i["sk"]["S"]: i for i in dynamo.batch_get([*also, totals, month], consistent=True)}
+    return found, found.get(STATS), found.get(month["sk"]["S"])
