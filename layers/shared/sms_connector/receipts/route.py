@@ -151,11 +151,12 @@ def _apply(
             report = sms_record.Report(**(vars(report) | {"cost": price.cost, "currency": price.currency}))
     # What the receipt does to the record as it is when written: if the sender records the
     # outcome (or another receipt lands) between the read and the write, it is worked out again.
-    applied: list[tuple[dict[str, Any], sms_record.Change] | None] = [None]
+    applied: tuple[dict[str, Any], sms_record.Change] | None = None  # the last one worked out
 
     def write_for(record: dict[str, Any]) -> sms_record.Write | None:
+        nonlocal applied
         change = sms_record.receipt_change(record, report)
-        applied[0] = (record, change) if change is not None else None
+        applied = (record, change) if change is not None else None
         if change is None:
             return None
         if change.owes_email:  # owed in the same write; queued after it (or by the sweep)
@@ -169,9 +170,9 @@ def _apply(
         return _answer(200, "nothing changed")
     if sms_record.commit([write]):
         return _answer(503, "the receipt could not be recorded; try again")
-    if applied[0] is None:
+    if applied is None:
         return _answer(200, "nothing changed")
-    record, change = applied[0]
+    record, change = applied
     if change.owes_email:
         owed = record | {
             "outcome": "undelivered",
