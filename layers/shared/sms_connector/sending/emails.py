@@ -102,7 +102,7 @@ def _still_owed(stored: dict[str, Any]) -> bool:
 def _forget(pk: str) -> None:
     """Out of the due emails' index (only if it is still there as one)."""
     dynamo.update_if(
-        {"pk": {"S": pk}, "sk": {"S": "SMS"}},
+        record.key(pk.removeprefix("SMS#")),
         removes=("gsi2pk", "gsi2sk"),
         condition="gsi2pk = :due",
         condition_values={":due": record.EMAIL_DUE},
