@@ -308,33 +308,26 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
         else:
             floor = {"kind": "floor", "clients": [], "stack": "import json", "request": req}
             floor_label = "python + import json"
-        # The floor for every function, `import boto3` and the same clients: for these
-        # that is `import boto3` alone, which they do not do; shown beside the stricter one.
-        boto3_floor = None if clients else {"kind": "floor", "clients": [], "stack": "import boto3"}
+        # Init only, with nothing of ours: the Powertools parts it uses; with validation off (API
+        # functions); and the floor for every function, `import boto3` and the same
+        # clients, which for a function that creates none is `import boto3` alone (shown beside
+        # the stricter floor above).
         stack_label, stack_code = STACK.get(name, (None, None))
-        stack = None
-        if stack_code is not None:
-            stack = {"kind": "floor", "clients": clients, "stack": stack_code}
-        unvalidated = None
-        if name in UNVALIDATED:
-            unvalidated = {"kind": "floor", "clients": clients, "stack": UNVALIDATED[name]}
+        codes = {
+            "stack": stack_code,
+            "unvalidated": UNVALIDATED.get(name),
+            "boto3": None if clients else "import boto3",
+        }
+        others: dict[str, dict[str, Any]] = {
+            k: {"kind": "floor", "clients": clients, "stack": code} for k, code in codes.items() if code
+        }
         # Warm-up: writes the bytecode cache for everything these processes import.
-        for spec in (ours, floor, stack, unvalidated, boto3_floor):
-            if spec is not None:
-                _run(spec, _env(env, write=True), PYCACHE)
+        for spec in (ours, floor, *others.values()):
+            _run(spec, _env(env, write=True), PYCACHE)
         if source_cache is None:
             source_cache = _layer_from_source_cache()
         # Interleaved, so that drifting load on a shared machine hits all alike.
-        samples: dict[str, list[float]] = {
-            "init": [],
-            "floor": [],
-            "stack": [],
-            "unvalidated": [],
-            "boto3": [],
-            "source": [],
-            "first": [],
-            "ff": [],
-        }
+        samples: dict[str, list[float]] = {k: [] for k in ("init", "floor", *codes, "source", "first", "ff")}
         memory = []
         for _ in range(runs):
             init, first, rss = _run(ours, _env(env, write=False), PYCACHE)
@@ -346,12 +339,8 @@ def measure(requests: dict[str, Request], runs: int, extra_env: dict[str, str]) 
             samples["floor"].append(floor_init)
             if floor_first is not None:
                 samples["ff"].append(floor_first)
-            if stack is not None:
-                samples["stack"].append(_run(stack, _env(env, write=False), PYCACHE)[0])
-            if unvalidated is not None:
-                samples["unvalidated"].append(_run(unvalidated, _env(env, write=False), PYCACHE)[0])
-            if boto3_floor is not None:
-                samples["boto3"].append(_run(boto3_floor, _env(env, write=False), PYCACHE)[0])
+            for k, spec in others.items():
+                samples[k].append(_run(spec, _env(env, write=False), PYCACHE)[0])
             samples["source"].append(_run(ours | {"request": None}, _env(env, write=False), source_cache)[0])
         median = {k: statistics.median(v) if v else None for k, v in samples.items()}
         figures.append(
